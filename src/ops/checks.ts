@@ -1,0 +1,25 @@
+// Every kernel's verification cases, in the order `moefy kernels check` runs them.
+import type { CheckCase } from './check.ts';
+import { matmulChecks } from './matmul.check.ts';
+import { normChecks } from './norm.check.ts';
+import { ropeChecks } from './rope.check.ts';
+import { embeddingChecks } from './embedding.check.ts';
+import { activationChecks } from './activation.check.ts';
+import { attentionChecks } from './attention.check.ts';
+import { softmaxChecks } from './softmax.check.ts';
+import { reduceChecks } from './reduce.check.ts';
+import { optimChecks } from './optim.check.ts';
+import { moeChecks } from './moe.check.ts';
+
+export const allChecks: CheckCase[] = [
+  ...matmulChecks,
+  ...normChecks,
+  ...ropeChecks,
+  ...embeddingChecks,
+  ...activationChecks,
+  ...attentionChecks,
+  ...softmaxChecks,
+  ...reduceChecks,
+  ...optimChecks,
+  ...moeChecks,
+];

@@ -1,0 +1,3 @@
+import type { CheckCase } from './check.ts';
+
+export const reduceChecks: CheckCase[] = [];
