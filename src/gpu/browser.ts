@@ -15,7 +15,5 @@ export class NoWebGpuError extends Error {
 export async function createBrowserGpu(): Promise<Gpu> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new NoWebGpuError('navigator.gpu is undefined');
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new NoWebGpuError('requestAdapter() returned no adapter');
-  return Gpu.fromAdapter(adapter);
+  return Gpu.create(gpu, (detail) => new NoWebGpuError(detail));
 }

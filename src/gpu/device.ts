@@ -61,6 +61,7 @@ export class Gpu {
   bytesAllocated = 0;
 
   private constructor(
+    private readonly api: GPU,
     readonly device: GPUDevice,
     readonly info: GpuInfo,
     readonly features: GpuFeatures,
@@ -72,8 +73,13 @@ export class Gpu {
     });
   }
 
-  /** Requests a device with the adapter's full limits and every optional feature the kernels can use. */
-  static async fromAdapter(adapter: GPUAdapter): Promise<Gpu> {
+  /**
+   * Requests an adapter from `api` (navigator.gpu, or Dawn's in Node) and a device with the adapter's full
+   * limits and every optional feature the kernels can use.
+   */
+  static async create(api: GPU, noAdapter: (detail: string) => Error): Promise<Gpu> {
+    const adapter = await api.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw noAdapter('requestAdapter() returned no adapter');
     const want: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
     const requiredFeatures = want.filter((f) => adapter.features.has(f));
     const raise = [
@@ -98,7 +104,12 @@ export class Gpu {
       software: Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|cpu/.test(text),
     };
     const has = (f: GPUFeatureName) => device.features.has(f);
-    return new Gpu(device, info, { f16: has('shader-f16'), subgroups: has('subgroups'), timestamps: has('timestamp-query') });
+    return new Gpu(api, device, info, { f16: has('shader-f16'), subgroups: has('subgroups'), timestamps: has('timestamp-query') });
+  }
+
+  /** A second, independent device on the same adapter (e.g. to run a device-loss drill safely). */
+  fork(): Promise<Gpu> {
+    return Gpu.create(this.api, (d) => new Error(`fork: ${d}`));
   }
 
   /** Called with the loss once the device is lost; returns an unsubscribe function. */

@@ -16,12 +16,12 @@ export async function createNodeGpu(): Promise<Gpu> {
   Object.assign(globalThis, dawn.globals);
   // Extra Dawn flags, e.g. MOEFY_DAWN_FLAGS="enable-dawn-features=allow_unsafe_apis".
   const flags = (process.env.MOEFY_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  const adapter = await dawn.create(flags).requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) {
-    throw new Error(
-      'WebGPU: Dawn found no adapter. Without a GPU, install Debian\'s chromium and libvulkan1 ' +
-        '(SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json); with one, check its Vulkan driver.',
-    );
-  }
-  return Gpu.fromAdapter(adapter);
+  return Gpu.create(
+    dawn.create(flags),
+    (detail) =>
+      new Error(
+        `WebGPU: Dawn found no adapter (${detail}). Without a GPU, install Debian's chromium and libvulkan1 ` +
+          '(SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json); with one, check its Vulkan driver.',
+      ),
+  );
 }

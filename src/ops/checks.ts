@@ -10,6 +10,7 @@ import { softmaxChecks } from './softmax.check.ts';
 import { reduceChecks } from './reduce.check.ts';
 import { optimChecks } from './optim.check.ts';
 import { moeChecks } from './moe.check.ts';
+import { errorChecks } from './errors.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -22,4 +23,5 @@ export const allChecks: CheckCase[] = [
   ...reduceChecks,
   ...optimChecks,
   ...moeChecks,
+  ...errorChecks,
 ];
