@@ -8,8 +8,9 @@ usage:
   moefy kernels check [--json] [--smoke] [--seed N] [--filter TEXT]...
       every kernel on fresh random inputs (ragged shapes included) against its float64 reference;
       exits 1 if any relative error exceeds its bound
-  moefy kernels bench [--json] [--filter TEXT]... [--reps N] [--samples N]
-      median GFLOP/s and GB/s per kernel and shape
+  moefy kernels bench [--json] [--suite small|full] [--filter TEXT]... [--reps N] [--samples N]
+      median GFLOP/s and GB/s per kernel and shape after warm-up; the full suite (default on a GPU) has
+      GEMM 4096³ and the 7B FFN/MoE shapes, the small one (default on SwiftShader) finishes in a minute
 
 environment:
   MOEFY_HOST=dawn|chromium   where GPU work runs (default: Dawn in Node; headless Chromium when the
@@ -65,11 +66,13 @@ export async function main(argv: string[]): Promise<number> {
       return failed.length ? 1 : 0;
     }
     if (group === 'kernels' && cmd === 'bench') {
-      const f = parse(argv.slice(2), ['filter', 'reps', 'samples']);
+      const f = parse(argv.slice(2), ['filter', 'reps', 'samples', 'suite']);
       const json = f.bool.has('json');
-      const res = await runTask('kernelsBench', { filter: f.values.get('filter'), reps: intFlag(f, 'reps'), samples: intFlag(f, 'samples') }, json ? () => {} : (m) => console.log(m));
+      const suite = f.values.get('suite')?.at(-1);
+      if (suite !== undefined && suite !== 'small' && suite !== 'full') throw new UsageError(`--suite must be small or full, got '${suite}'`);
+      const res = await runTask('kernelsBench', { suite, filter: f.values.get('filter'), reps: intFlag(f, 'reps'), samples: intFlag(f, 'samples') }, json ? () => {} : (m) => console.log(m));
       if (json) console.log(JSON.stringify(res, null, 2));
-      else console.log(`\n${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
+      else console.log(`\n${res.suite} suite on ${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
       return 0;
     }
     if (!group || group === 'help' || argv.includes('--help')) {

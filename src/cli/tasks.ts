@@ -25,9 +25,9 @@ export async function kernelsCheck(gpu: Gpu, args: CheckArgs, progress: Progress
   return { device: describe(gpu), reports };
 }
 
-export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress): Promise<{ device: string; software: boolean; rows: BenchRow[] }> {
-  const rows = await runBench(gpu, args, progress);
-  return { device: describe(gpu), software: gpu.info.software, rows };
+export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress): Promise<{ device: string; software: boolean; suite: string; rows: BenchRow[] }> {
+  const { suite, rows } = await runBench(gpu, args, progress);
+  return { device: describe(gpu), software: gpu.info.software, suite, rows };
 }
 
 export const tasks = { kernelsCheck, kernelsBench };

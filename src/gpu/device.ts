@@ -31,8 +31,11 @@ export interface Dispatch {
   constants?: Record<string, number | boolean>;
   /** Packed uniform block, bound at @binding(0) when present. */
   params?: Uint8Array;
-  /** Storage buffers in binding order (from 1 when params are present, else from 0). */
-  bindings: readonly Tensor[];
+  /**
+   * Storage buffers in binding order (from 1 when params are present, else from 0); null skips a binding
+   * number the entry point does not use.
+   */
+  bindings: readonly (Tensor | null)[];
   workgroups: Workgroups;
 }
 
@@ -227,7 +230,10 @@ export class Gpu {
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (call.params) entries.push({ binding: binding++, resource: this.uniform(call.params) });
-    for (const t of call.bindings) entries.push({ binding: binding++, resource: { buffer: t.buffer } });
+    for (const t of call.bindings) {
+      if (t) entries.push({ binding, resource: { buffer: t.buffer } });
+      binding++;
+    }
     const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: call.op });
     const pass = this.getPass();
     pass.setPipeline(pipeline);

@@ -6,7 +6,12 @@ import type { Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../data/rng.ts';
 import { matmul } from './matmul.ts';
 
+export type BenchSuite = 'small' | 'full';
+
 export interface BenchArgs {
+  /** 'full': every shape of the issue; 'small': those that finish in seconds on SwiftShader. Default:
+   * full on a GPU, small on a software adapter. */
+  suite?: BenchSuite;
   /** Only cases whose name contains one of these. */
   filter?: string[];
   /** Timed repetitions per sample, samples per case. */
@@ -28,15 +33,17 @@ export interface BenchRow {
 
 interface BenchCase {
   name: string;
+  suite: BenchSuite;
   shape: string;
   flops: number;
   bytes: number;
   setup(gpu: Gpu, rng: Rng): { record: () => void; release: Tensor[] };
 }
 
-function gemmCase(name: string, M: number, N: number, K: number, transB = false): BenchCase {
+function gemmCase(suite: BenchSuite, name: string, M: number, N: number, K: number, transB = false): BenchCase {
   return {
     name,
+    suite,
     shape: `${M}×${N}×${K}${transB ? ' (A·Bᵀ)' : ''}`,
     flops: 2 * M * N * K,
     bytes: 4 * (M * K + K * N + M * N),
@@ -50,17 +57,19 @@ function gemmCase(name: string, M: number, N: number, K: number, transB = false)
 }
 
 export const benchCases: BenchCase[] = [
-  gemmCase('gemm 1024³', 1024, 1024, 1024),
-  gemmCase('gemm 4096³', 4096, 4096, 4096),
-  gemmCase('gemm A·Bᵀ 4096³', 4096, 4096, 4096, true),
+  gemmCase('small', 'gemm 1024³', 1024, 1024, 1024),
+  gemmCase('full', 'gemm 4096³', 4096, 4096, 4096),
+  gemmCase('full', 'gemm A·Bᵀ 4096³', 4096, 4096, 4096, true),
 ];
 
-export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) => void): Promise<BenchRow[]> {
+export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) => void): Promise<{ suite: BenchSuite; rows: BenchRow[] }> {
   const rng = new Rng(7);
+  const suite = args.suite ?? (gpu.info.software ? 'small' : 'full');
   const reps = args.reps ?? (gpu.info.software ? 1 : 10);
   const samples = args.samples ?? (gpu.info.software ? 3 : 7);
   const rows: BenchRow[] = [];
   for (const c of benchCases) {
+    if (suite === 'small' && c.suite === 'full') continue;
     if (args.filter?.length && !args.filter.some((f) => c.name.includes(f))) continue;
     const { record, release } = c.setup(gpu, rng);
     await gpu.measure(1, record); // warm-up: pipeline compile, first-touch
@@ -77,7 +86,7 @@ export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) 
     rows.push(row);
     progress(`${c.name.padEnd(34)} ${c.shape.padEnd(24)} ${ms.toFixed(3).padStart(10)} ms ${row.gflops.toFixed(1).padStart(9)} GFLOP/s ${row.gbps.toFixed(1).padStart(8)} GB/s`);
   }
-  return rows;
+  return { suite, rows };
 }
 
 function median(xs: number[]): number {

@@ -11,9 +11,11 @@ import { reduceChecks } from './reduce.check.ts';
 import { optimChecks } from './optim.check.ts';
 import { moeChecks } from './moe.check.ts';
 import { errorChecks } from './errors.check.ts';
+import { elementwiseChecks } from './elementwise.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
+  ...elementwiseChecks,
   ...normChecks,
   ...ropeChecks,
   ...embeddingChecks,
