@@ -152,8 +152,13 @@ export class Gpu {
     return t;
   }
 
+  /**
+   * Host → GPU copy. queue.writeBuffer runs ahead of work still being recorded, so that work is
+   * submitted first: a buffer released and reused within one batch is never overwritten too early.
+   */
   write(t: Tensor, data: HostArray): void {
     if (data.length !== t.size) throw new Error(`write ${t}: got ${data.length} values`);
+    this.submit();
     this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -254,27 +259,31 @@ export class Gpu {
   /** Submits everything recorded so far and throws the first error any op produced. */
   async flush(): Promise<void> {
     this.throwIfLost();
-    if (this.encoder) {
-      this.endPass();
-      for (const c of this.uniforms.slice(0, this.uniformCursor + 1)) {
-        if (c.used) this.device.queue.writeBuffer(c.buffer, 0, c.staging.buffer, 0, c.used);
-        c.used = 0;
-      }
-      this.uniformCursor = 0;
-      const ops = this.recordedOps;
-      this.device.pushErrorScope('validation');
-      this.device.queue.submit([this.encoder.finish()]);
-      this.pending.push(
-        this.device.popErrorScope().then((e) => (e ? new GpuOpError(`submit of [${[...new Set(ops)].join(', ')}]`, 'validation', e.message) : null)),
-      );
-      this.encoder = null;
-      this.recordedOps = [];
-    }
+    this.submit();
     const pending = this.pending;
     this.pending = [];
     const errors = (await Promise.all(pending)).filter((e): e is Error => e !== null);
     this.throwIfLost();
     if (errors.length) throw errors[0];
+  }
+
+  /** Submits recorded work without waiting; its errors surface at the next flush(). */
+  private submit(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    for (const c of this.uniforms.slice(0, this.uniformCursor + 1)) {
+      if (c.used) this.device.queue.writeBuffer(c.buffer, 0, c.staging.buffer, 0, c.used);
+      c.used = 0;
+    }
+    this.uniformCursor = 0;
+    const ops = this.recordedOps;
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([this.encoder.finish()]);
+    this.pending.push(
+      this.device.popErrorScope().then((e) => (e ? new GpuOpError(`submit of [${[...new Set(ops)].join(', ')}]`, 'validation', e.message) : null)),
+    );
+    this.encoder = null;
+    this.recordedOps = [];
   }
 
   /** Waits until the GPU has finished all submitted work. */

@@ -41,6 +41,22 @@ export const elementwiseChecks: CheckCase[] = [
     },
   })),
   {
+    // Runtime ordering: a buffer released and reused for an upload while the op that read it is still
+    // only recorded must not be overwritten before that op runs.
+    family: 'elementwise',
+    name: 'add, then upload into its recycled input (ordering)',
+    tol: TOL.elementwise,
+    async run(gpu, rng) {
+      const n = 500;
+      const A = rng.normals(n), B = rng.normals(n);
+      const a = gpu.upload(A, [n]), b = gpu.upload(B, [n]), out = poisoned(gpu, [n]);
+      add(a, b, out);
+      a.release();
+      const reused = gpu.upload(new Float32Array(n).fill(1e6), [n]);
+      return compare({ out: [out, addRef(A, B)] }, [b, out, reused]);
+    },
+  },
+  {
     family: 'elementwise',
     name: 'scale in place n333',
     tol: TOL.elementwise,
