@@ -20,7 +20,8 @@ export default defineConfig({
   plugins: [react(), wgsl()],
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },
-  worker: { format: 'es' },
+  // The worker is bundled separately, with its own plugin list: the engine imports the shaders.
+  worker: { format: 'es', plugins: () => [wgsl()] },
   // Listed so the dev server pre-bundles them at start-up instead of reloading the page on first use
   // (comlink is only reached from the worker, which the dependency scanner does not follow).
   optimizeDeps: { include: ['react', 'react-dom', 'react-dom/client', 'react/jsx-runtime', 'react/jsx-dev-runtime', 'zustand', 'comlink'] },

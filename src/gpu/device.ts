@@ -110,6 +110,13 @@ export class Gpu {
     return new Gpu(api, device, info, { f16: has('shader-f16'), subgroups: has('subgroups'), timestamps: has('timestamp-query') });
   }
 
+  /** One line naming the adapter and its optional features, for reports. */
+  describe(): string {
+    const i = this.info;
+    const f = Object.entries(this.features).filter(([, v]) => v).map(([k]) => k).join(', ');
+    return `${i.vendor} ${i.architecture} ${i.description}`.replace(/\s+/g, ' ').trim() + ` [features: ${f || 'none'}]`;
+  }
+
   /** A second, independent device on the same adapter (e.g. to run a device-loss drill safely). */
   fork(): Promise<Gpu> {
     return Gpu.create(this.api, (d) => new Error(`fork: ${d}`));

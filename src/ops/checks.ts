@@ -27,3 +27,17 @@ export const allChecks: CheckCase[] = [
   ...moeChecks,
   ...errorChecks,
 ];
+
+export interface CheckSelection {
+  /** Only the small set the browser e2e test runs. */
+  smoke?: boolean;
+  /** Only cases whose "family name" contains one of these. */
+  filter?: string[];
+}
+
+export function selectChecks(sel: CheckSelection): CheckCase[] {
+  let cases = allChecks;
+  if (sel.smoke) cases = cases.filter((c) => c.smoke);
+  if (sel.filter?.length) cases = cases.filter((c) => sel.filter!.some((f) => `${c.family} ${c.name}`.includes(f)));
+  return cases;
+}

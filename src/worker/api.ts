@@ -6,7 +6,7 @@
 import type { Gpu, GpuFeatures } from '../gpu/device.ts';
 import { createBrowserGpu, NoWebGpuError } from '../gpu/browser.ts';
 import { runChecks, type CheckReport } from '../ops/check.ts';
-import { allChecks } from '../ops/checks.ts';
+import { selectChecks, type CheckSelection } from '../ops/checks.ts';
 
 export { NoWebGpuError };
 export type { CheckReport, GpuFeatures };
@@ -36,11 +36,7 @@ export interface GpuReport {
   limits: Record<LimitKey, number>;
 }
 
-export interface KernelCheckArgs {
-  /** Only the small smoke set (the browser e2e test runs these). */
-  smoke?: boolean;
-  /** Only cases whose "family name" contains one of these. */
-  filter?: string[];
+export interface KernelCheckArgs extends CheckSelection {
   /** Case i draws from Rng(seed + i·7919); 1234 as in `moefy kernels check`. */
   seed?: number;
 }
@@ -69,13 +65,6 @@ export interface EngineApi {
 export const DEFAULT_SEED = 1234;
 
 /** Same selection as `moefy kernels check --smoke --filter …`. */
-export function selectChecks(args: KernelCheckArgs) {
-  let cases = allChecks;
-  if (args.smoke) cases = cases.filter((c) => c.smoke);
-  if (args.filter?.length) cases = cases.filter((c) => args.filter!.some((f) => `${c.family} ${c.name}`.includes(f)));
-  return cases;
-}
-
 // One device per engine, created on first use and dropped if it is lost, so the next call starts afresh.
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -93,11 +82,6 @@ function getGpu(): Promise<Gpu> {
     );
   }
   return gpuPromise;
-}
-
-function describe(gpu: Gpu): string {
-  const i = gpu.info;
-  return `${i.vendor} ${i.architecture} ${i.description}`.replace(/\s+/g, ' ').trim();
 }
 
 export const engineApi: EngineApi = {
@@ -121,6 +105,6 @@ export const engineApi: EngineApi = {
     const gpu = await getGpu();
     const seed = args.seed ?? DEFAULT_SEED;
     const reports = await runChecks(gpu, selectChecks(args), seed, onReport);
-    return { device: describe(gpu), seed, reports };
+    return { device: gpu.describe(), seed, reports };
   },
 };

@@ -1,0 +1,448 @@
+// The workbench shell: header, pipeline sidebar, and the one stage that works today, Kernels:
+// the adapter the engine runs on and the kernel checks (GPU kernel vs float64 CPU reference).
+import { useEffect, useState } from 'react';
+import { useStore, type CheckState, type GpuState } from '../state/store.ts';
+// Types only: the engine's code stays in the worker bundle.
+import type { CheckReport, GpuReport, LimitKey } from '../worker/api.ts';
+
+export function App() {
+  const loadGpu = useStore((s) => s.loadGpu);
+  useEffect(() => {
+    void loadGpu();
+  }, [loadGpu]);
+
+  return (
+    <div className="shell">
+      <Header />
+      <div className="body">
+        <Sidebar />
+        <main className="main">
+          <div className="page-head">
+            <div className="crumbs">Setup <span aria-hidden="true">/</span> Kernels</div>
+            <h1>Kernels</h1>
+            <p className="lead">
+              Every WebGPU kernel is run on seeded random inputs and compared with a float64 CPU reference. A case passes
+              when its relative L2 error is within the bound stated for its op family.
+            </p>
+          </div>
+          <GpuPanel />
+          <KernelPanel />
+        </main>
+      </div>
+    </div>
+  );
+}
+
+// ---------------------------------------------------------------- header
+
+function Header() {
+  const gpu = useStore((s) => s.gpu);
+  return (
+    <header className="header">
+      <div className="brand">
+        <Logo />
+        <div>
+          <div className="brand-name">MoEfy Workbench</div>
+          <div className="brand-tagline">Turn dense LLaMA-family models into Mixture-of-Experts models, in the browser on WebGPU.</div>
+        </div>
+      </div>
+      <GpuBadge gpu={gpu} />
+    </header>
+  );
+}
+
+function Logo() {
+  return (
+    <svg className="logo" viewBox="0 0 32 32" aria-hidden="true">
+      <rect width="32" height="32" rx="8" fill="#1e3a8a" />
+      <rect x="7" y="7" width="8" height="8" rx="2" fill="#fff" />
+      <rect x="17" y="7" width="8" height="8" rx="2" fill="#93c5fd" />
+      <rect x="7" y="17" width="8" height="8" rx="2" fill="#93c5fd" />
+      <rect x="17" y="17" width="8" height="8" rx="2" fill="#fff" />
+    </svg>
+  );
+}
+
+function GpuBadge({ gpu }: { gpu: GpuState }) {
+  if (gpu.status === 'loading') return <span className="badge badge-muted">Connecting to WebGPU…</span>;
+  if (gpu.status !== 'ready') return <span className="badge badge-bad">WebGPU unavailable</span>;
+  const i = gpu.info;
+  return (
+    <span className={`badge ${i.software ? 'badge-warn' : 'badge-good'}`} title={adapterName(i)}>
+      <span className="dot" />
+      WebGPU · {i.architecture || i.vendor}
+      {i.software ? ' (software)' : ''}
+    </span>
+  );
+}
+
+// ---------------------------------------------------------------- sidebar
+
+const STAGES: { name: string; what: string }[] = [
+  { name: 'Model', what: 'Load a dense LLaMA checkpoint' },
+  { name: 'Data', what: 'Calibration and training text' },
+  { name: 'Construct', what: 'Split each FFN into experts' },
+  { name: 'Distill', what: 'Recover quality from the dense model' },
+  { name: 'Route', what: 'Train and inspect the routers' },
+  { name: 'Evaluate', what: 'Perplexity and task scores' },
+  { name: 'Export', what: 'Save the MoE checkpoint' },
+];
+
+function Sidebar() {
+  return (
+    <nav className="sidebar" aria-label="Pipeline">
+      <div className="nav-group">
+        <div className="nav-title">Setup</div>
+        <a className="nav-item active" aria-current="page" href="#kernels">
+          <span className="nav-icon" aria-hidden="true">
+            <svg viewBox="0 0 16 16">
+              <path d="M5 2v2M8 2v2M11 2v2M5 12v2M8 12v2M11 12v2M2 5h2M2 8h2M2 11h2M12 5h2M12 8h2M12 11h2" />
+              <rect x="4" y="4" width="8" height="8" rx="1.5" />
+            </svg>
+          </span>
+          <span className="nav-text">
+            <span className="nav-name">Kernels</span>
+            <span className="nav-what">Adapter and kernel checks</span>
+          </span>
+        </a>
+      </div>
+      <div className="nav-group">
+        <div className="nav-title">Pipeline</div>
+        <ol className="stages">
+          {STAGES.map((s, i) => (
+            <li key={s.name} className="stage" aria-disabled="true">
+              <span className="stage-num">{i + 1}</span>
+              <span className="nav-text">
+                <span className="nav-name">{s.name}</span>
+                <span className="nav-what">{s.what}</span>
+              </span>
+              <span className="soon">Not yet available</span>
+            </li>
+          ))}
+        </ol>
+      </div>
+      <p className="nav-note">
+        Pipeline stages open as the engine gains them. The <code>moefy</code> CLI runs the same engine in Node.
+      </p>
+    </nav>
+  );
+}
+
+// ---------------------------------------------------------------- GPU panel
+
+const LIMIT_LABELS: Record<LimitKey, [string, 'bytes' | 'count']> = {
+  maxBufferSize: ['Max buffer', 'bytes'],
+  maxStorageBufferBindingSize: ['Max storage binding', 'bytes'],
+  maxComputeWorkgroupStorageSize: ['Workgroup storage', 'bytes'],
+  maxComputeInvocationsPerWorkgroup: ['Invocations / workgroup', 'count'],
+  maxComputeWorkgroupSizeX: ['Workgroup size X', 'count'],
+  maxComputeWorkgroupsPerDimension: ['Workgroups / dimension', 'count'],
+  maxStorageBuffersPerShaderStage: ['Storage buffers / stage', 'count'],
+};
+
+function GpuPanel() {
+  const gpu = useStore((s) => s.gpu);
+  const loadGpu = useStore((s) => s.loadGpu);
+  return (
+    <section className="panel" aria-labelledby="gpu-title" data-gpu-status={gpu.status}>
+      <div className="panel-head">
+        <div>
+          <h2 id="gpu-title">GPU</h2>
+          <p className="panel-sub">The WebGPU adapter the engine worker runs on.</p>
+        </div>
+        {gpu.status === 'ready' && (
+          <span className={`pill ${gpu.info.software ? 'pill-warn' : 'pill-good'}`}>{gpu.info.software ? 'Software adapter' : 'Hardware adapter'}</span>
+        )}
+      </div>
+      {gpu.status === 'loading' && <div className="panel-body muted">Requesting an adapter…</div>}
+      {(gpu.status === 'unavailable' || gpu.status === 'error') && (
+        <div className="panel-body">
+          <div className="callout callout-bad" role="alert">
+            <div className="callout-title">{gpu.status === 'unavailable' ? 'WebGPU is not available in this browser' : 'Could not start the engine'}</div>
+            <p>{gpu.message}</p>
+            <button className="btn btn-secondary" onClick={() => void loadGpu()}>
+              Try again
+            </button>
+          </div>
+        </div>
+      )}
+      {gpu.status === 'ready' && <GpuDetails info={gpu.info} />}
+    </section>
+  );
+}
+
+function GpuDetails({ info }: { info: GpuReport }) {
+  const features: [string, boolean, string][] = [
+    ['shader-f16', info.features.f16, 'f16 arithmetic in shaders'],
+    ['subgroups', info.features.subgroups, 'subgroup reductions'],
+    ['timestamp-query', info.features.timestamps, 'GPU timings for benchmarks'],
+  ];
+  return (
+    <div className="panel-body gpu-grid">
+      <div>
+        <dl className="kv">
+          <dt>Vendor</dt>
+          <dd>{info.vendor || '—'}</dd>
+          <dt>Architecture</dt>
+          <dd>{info.architecture || '—'}</dd>
+          <dt>Description</dt>
+          <dd>{info.description || '—'}</dd>
+          <dt>Features</dt>
+          <dd>
+            <ul className="chips">
+              {features.map(([name, on, what]) => (
+                <li key={name} className={`chip ${on ? 'chip-on' : 'chip-off'}`} title={`${what}: ${on ? 'available' : 'not available'}`}>
+                  <span aria-hidden="true">{on ? '✓' : '–'}</span> {name}
+                </li>
+              ))}
+            </ul>
+          </dd>
+        </dl>
+        {info.software && (
+          <div className="callout callout-warn">
+            This is a CPU implementation of WebGPU. The checks hold to the same bounds, but kernels run roughly a thousand
+            times slower than on a GPU.
+          </div>
+        )}
+      </div>
+      <table className="limits">
+        <caption>Key limits</caption>
+        <tbody>
+          {(Object.keys(LIMIT_LABELS) as LimitKey[]).map((k) => (
+            <tr key={k}>
+              <th scope="row" title={k}>
+                {LIMIT_LABELS[k][0]}
+              </th>
+              <td>{LIMIT_LABELS[k][1] === 'bytes' ? fmtBytes(info.limits[k]) : info.limits[k].toLocaleString('en-US')}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+// ---------------------------------------------------------------- kernel check panel
+
+function KernelPanel() {
+  const check = useStore((s) => s.check);
+  const gpuReady = useStore((s) => s.gpu.status === 'ready');
+  const { setFull, runChecks, cancelChecks } = useStore.getState();
+  const running = check.status === 'running';
+  const n = check.counts ? (check.full ? check.counts.full : check.counts.smoke) : null;
+
+  return (
+    <section className="panel" aria-labelledby="check-title" data-check-status={check.status}>
+      <div className="panel-head">
+        <div>
+          <h2 id="check-title">Kernel check</h2>
+          <p className="panel-sub">
+            {check.counts
+              ? `Smoke set: ${check.counts.smoke} cases · full set: ${check.counts.full} cases · seed ${check.seed}`
+              : `Seed ${check.seed}`}
+          </p>
+        </div>
+        <div className="controls">
+          <label className={`switch ${running ? 'disabled' : ''}`}>
+            <input type="checkbox" role="switch" checked={check.full} disabled={running} onChange={(e) => setFull(e.target.checked)} />
+            <span className="track" aria-hidden="true" />
+            Full set
+          </label>
+          {running ? (
+            <button className="btn btn-secondary" onClick={cancelChecks}>
+              Cancel
+            </button>
+          ) : null}
+          <button className="btn btn-primary" onClick={() => void runChecks()} disabled={running || !gpuReady}>
+            {running ? <span className="spinner" aria-hidden="true" /> : null}
+            Run kernel checks
+          </button>
+        </div>
+      </div>
+      <div className="panel-body">
+        {check.status === 'idle' ? (
+          <div className="empty">
+            <div className="empty-title">No results yet</div>
+            <p>
+              {gpuReady
+                ? `Run the ${check.full ? 'full set' : 'smoke set'}${n !== null ? ` (${n} cases)` : ''} to check the kernels on this adapter.`
+                : 'Kernel checks need a WebGPU adapter.'}
+            </p>
+          </div>
+        ) : (
+          <>
+            <Progress check={check} />
+            {check.error && (
+              <div className="callout callout-bad" role="alert">
+                <div className="callout-title">The run stopped with an error</div>
+                <p>{check.error}</p>
+              </div>
+            )}
+            <Results check={check} />
+          </>
+        )}
+      </div>
+    </section>
+  );
+}
+
+/** Re-renders every `ms` while `on`, for elapsed time and ETA. */
+function useTicker(on: boolean, ms = 500): number {
+  const [now, setNow] = useState(() => performance.now());
+  useEffect(() => {
+    if (!on) return;
+    const t = setInterval(() => setNow(performance.now()), ms);
+    return () => clearInterval(t);
+  }, [on, ms]);
+  return now;
+}
+
+function Progress({ check }: { check: CheckState }) {
+  const running = check.status === 'running';
+  const now = useTicker(running);
+  const done = check.reports.length;
+  const total = check.plan.length;
+  const end = running ? Math.max(now, performance.now()) : (check.finishedAt ?? now);
+  const elapsed = check.startedAt === null ? 0 : end - check.startedAt;
+  const passed = check.reports.filter((r) => r.ok).length;
+  const failed = done - passed;
+  const pct = total ? (100 * done) / total : 0;
+  let eta = '';
+  if (running) eta = done === 0 ? 'estimating time left…' : `about ${fmtEta((elapsed / done) * (total - done))} left`;
+
+  return (
+    <div className="progress-wrap">
+      <div className="progress-line">
+        <span className="progress-count">
+          {done} / {total || '…'} cases
+        </span>
+        <span className="muted">
+          {fmtDuration(elapsed)} elapsed{eta ? ` · ${eta}` : ''}
+        </span>
+      </div>
+      <div
+        className={`progress ${failed ? 'has-fail' : ''} ${running ? 'is-running' : ''}`}
+        role="progressbar"
+        aria-label="Kernel check progress"
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={done}
+      >
+        <div className="progress-fill" style={{ width: `${pct}%` }} />
+      </div>
+      {(done > 0 || check.status !== 'running') && (
+        <div className={`summary ${failed ? 'summary-bad' : 'summary-good'}`}>
+          <span data-testid="check-summary">
+            {passed} passed, {failed} failed
+          </span>
+          <span className="summary-note">
+            {check.status === 'running' && 'running…'}
+            {check.status === 'done' && `${failed ? 'Some kernels are out of bounds' : 'All kernels within bounds'} · ${fmtDuration(elapsed)}`}
+            {check.status === 'cancelled' && `Cancelled after ${done} of ${total} cases`}
+            {check.status === 'error' && `Stopped after ${done} of ${total} cases`}
+          </span>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Results({ check }: { check: CheckState }) {
+  if (!check.plan.length) return null;
+  return (
+    <div className="table-wrap">
+      <table className="results">
+        <thead>
+          <tr>
+            <th>Family</th>
+            <th>Case</th>
+            <th className="num">Rel. error</th>
+            <th className="num">Bound</th>
+            <th>Result</th>
+            <th className="num">ms</th>
+          </tr>
+        </thead>
+        <tbody>
+          {check.plan.map((c, i) => {
+            const r: CheckReport | undefined = check.reports[i];
+            const state = r ? (r.ok ? 'pass' : 'fail') : check.status === 'running' && i === check.reports.length ? 'running' : check.status === 'running' ? 'queued' : 'not-run';
+            return (
+              <tr key={i} className={`row-${state}`} data-result={state}>
+                <td className="family">{c.family}</td>
+                <td className="case">
+                  <span className="case-name">{c.name}</span>
+                  {r?.error && <span className="case-error">{r.error}</span>}
+                </td>
+                <td className="num mono">{r ? fmtErr(r.err) : ''}</td>
+                <td className="num mono muted">≤ {c.tol.toExponential(0)}</td>
+                <td>
+                  <ResultTag state={state} />
+                </td>
+                <td className="num mono">{r ? fmtMs(r.ms) : ''}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function ResultTag({ state }: { state: string }) {
+  switch (state) {
+    case 'pass':
+      return <span className="tag tag-pass">Pass</span>;
+    case 'fail':
+      return <span className="tag tag-fail">Fail</span>;
+    case 'running':
+      return (
+        <span className="tag tag-running">
+          <span className="spinner spinner-sm" aria-hidden="true" /> Running
+        </span>
+      );
+    case 'queued':
+      return <span className="tag tag-muted">Queued</span>;
+    default:
+      return <span className="tag tag-muted">Not run</span>;
+  }
+}
+
+// ---------------------------------------------------------------- formatting
+
+function adapterName(i: GpuReport): string {
+  return [i.vendor, i.architecture, i.description].filter(Boolean).join(' · ');
+}
+
+function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+function fmtErr(e: number): string {
+  if (!Number.isFinite(e)) return Number.isNaN(e) ? 'NaN' : '∞';
+  return e === 0 ? '0' : e.toExponential(2);
+}
+
+function fmtMs(ms: number): string {
+  return ms < 10 ? ms.toFixed(1) : Math.round(ms).toLocaleString('en-US');
+}
+
+/** Remaining time, no more precise than it can be: seconds under a minute, whole minutes above. */
+function fmtEta(ms: number): string {
+  const s = Math.max(1, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.round(s / 60)} min`;
+}
+
+function fmtDuration(ms: number): string {
+  const s = Math.max(0, ms / 1000);
+  if (s < 10) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  if (whole < 60) return `${whole} s`;
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
+}
