@@ -39,6 +39,14 @@ export class Tensor {
     return new Tensor(this.gpu, this.buffer, shape, this.dtype, label, this.owner ?? this);
   }
 
+  /** The first n rows (along dim 0) as a view: run-state buffers sized for the longest chunk serve any shorter one. */
+  rows(n: number): Tensor {
+    if (!Number.isInteger(n) || n < 0 || n > this.shape[0]) {
+      throw new Error(`rows: ${this.label} ${fmtShape(this.shape)} has no first ${n} rows`);
+    }
+    return new Tensor(this.gpu, this.buffer, [n, ...this.shape.slice(1)], this.dtype, this.label, this.owner ?? this);
+  }
+
   read(): Promise<HostArray> {
     return this.gpu.read(this);
   }

@@ -5,6 +5,8 @@ import type { Gpu } from '../gpu/device.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../data/rng.ts';
 import { matmul } from './matmul.ts';
+import { swiglu } from './activation.ts';
+import { moeExperts, moeForward, type MoeForwardResult, type MoeWeights } from './moe.ts';
 
 export type BenchSuite = 'small' | 'full';
 
@@ -34,6 +36,8 @@ export interface BenchRow {
 interface BenchCase {
   name: string;
   suite: BenchSuite;
+  /** Name of the case whose rate this one is compared with (grouped MoE GEMM vs dense of equal FLOPs). */
+  compareTo?: string;
   shape: string;
   flops: number;
   bytes: number;
@@ -56,10 +60,102 @@ function gemmCase(suite: BenchSuite, name: string, M: number, N: number, K: numb
   };
 }
 
+/** A LLaMA FFN shape: hidden H, intermediate I, at T tokens; E experts of I/E neurons each (LaDiMo's split), top-k. */
+interface FfnShape { label: string; suite: BenchSuite; T: number; H: number; I: number; E: number; k: number }
+
+const FFN_SHAPES: FfnShape[] = [
+  { label: '7M', suite: 'small', T: 2048, H: 256, I: 688, E: 8, k: 2 },
+  { label: '7B', suite: 'full', T: 2048, H: 4096, I: 11008, E: 8, k: 2 },
+];
+
+/** Dense SwiGLU FFN down(silu(x·Wgᵀ) ⊙ x·Wuᵀ) on T tokens: 6·T·H·I FLOPs. */
+function denseFfnCase(suite: BenchSuite, name: string, T: number, H: number, I: number): BenchCase {
+  return {
+    name,
+    suite,
+    shape: `T${T} H${H} I${I}`,
+    flops: 6 * T * H * I,
+    bytes: 4 * (T * H * 2 + 3 * H * I + 3 * T * I),
+    setup(gpu, rng) {
+      const x = gpu.upload(rng.uniforms(T * H, -1, 1), [T, H]);
+      const [Wg, Wu] = [0, 1].map(() => gpu.upload(rng.uniforms(I * H, -0.05, 0.05), [I, H]));
+      const Wd = gpu.upload(rng.uniforms(H * I, -0.05, 0.05), [H, I]);
+      const [g, u, h] = [0, 1, 2].map(() => gpu.tensor([T, I]));
+      const y = gpu.tensor([T, H]);
+      const record = () => {
+        matmul(x, Wg, { transB: true, out: g });
+        matmul(x, Wu, { transB: true, out: u });
+        swiglu(g, u, { out: h });
+        matmul(h, Wd, { transB: true, out: y });
+      };
+      return { record, release: [x, Wg, Wu, Wd, g, u, h, y] };
+    },
+  };
+}
+
+function moeWeights(gpu: Gpu, rng: Rng, s: FfnShape): MoeWeights {
+  const Ie = s.I / s.E;
+  return {
+    router: gpu.upload(rng.normals(s.E * s.H, 0.02), [s.E, s.H]),
+    gate_proj: gpu.upload(rng.uniforms(s.E * Ie * s.H, -0.05, 0.05), [s.E, Ie, s.H]),
+    up_proj: gpu.upload(rng.uniforms(s.E * Ie * s.H, -0.05, 0.05), [s.E, Ie, s.H]),
+    down_proj: gpu.upload(rng.uniforms(s.E * s.H * Ie, -0.05, 0.05), [s.E, s.H, Ie]),
+  };
+}
+
+function releaseMoe(w: MoeWeights, r: MoeForwardResult): Tensor[] {
+  const outs = Object.values(r).filter((v): v is Tensor => typeof v === 'object');
+  return [...Object.values(w), ...outs];
+}
+
+/** The whole MoE block: router GEMM, softmax/top-k, permutation, grouped expert GEMMs, combine. */
+function moeBlockCase(s: FfnShape): BenchCase {
+  const Ie = s.I / s.E;
+  return {
+    name: `moe block ${s.label} ${s.E}×top-${s.k}`,
+    suite: s.suite,
+    shape: `T${s.T} H${s.H} Ie${Ie}`,
+    flops: 2 * s.T * s.H * s.E + 6 * s.T * s.k * s.H * Ie,
+    bytes: 4 * (2 * s.T * s.H + 3 * s.E * Ie * s.H + s.T * s.k * (Ie + s.H)),
+    setup(gpu, rng) {
+      const x = gpu.upload(rng.uniforms(s.T * s.H, -1, 1), [s.T, s.H]);
+      const w = moeWeights(gpu, rng, s);
+      const r = moeForward(x, w, { topK: s.k });
+      return { record: () => void moeForward(x, w, { topK: s.k, out: r }), release: [x, ...releaseMoe(w, r)] };
+    },
+  };
+}
+
+/** The grouped expert GEMMs alone (routing done once in setup), compared with a dense FFN of equal FLOPs. */
+function groupedGemmCase(s: FfnShape): BenchCase {
+  const Ie = s.I / s.E;
+  const dense = `dense FFN ${s.label} at T·k rows, I/E`;
+  return {
+    name: `moe grouped GEMMs ${s.label}`,
+    suite: s.suite,
+    compareTo: dense,
+    shape: `${s.T * s.k} slots H${s.H} Ie${Ie}`,
+    flops: 6 * s.T * s.k * s.H * Ie,
+    bytes: 4 * (s.T * s.k * (2 * s.H + Ie) + 3 * s.E * Ie * s.H),
+    setup(gpu, rng) {
+      const x = gpu.upload(rng.uniforms(s.T * s.H, -1, 1), [s.T, s.H]);
+      const w = moeWeights(gpu, rng, s);
+      const r = moeForward(x, w, { topK: s.k });
+      return { record: () => void moeExperts(x, w, r, { h: r.h, ys: r.ys }), release: [x, ...releaseMoe(w, r)] };
+    },
+  };
+}
+
 export const benchCases: BenchCase[] = [
   gemmCase('small', 'gemm 1024³', 1024, 1024, 1024),
   gemmCase('full', 'gemm 4096³', 4096, 4096, 4096),
   gemmCase('full', 'gemm A·Bᵀ 4096³', 4096, 4096, 4096, true),
+  ...FFN_SHAPES.flatMap((s) => [
+    denseFfnCase(s.suite, `dense FFN ${s.label}`, s.T, s.H, s.I),
+    moeBlockCase(s),
+    groupedGemmCase(s),
+    denseFfnCase(s.suite, `dense FFN ${s.label} at T·k rows, I/E`, s.T * s.k, s.H, s.I / s.E),
+  ]),
 ];
 
 export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) => void): Promise<{ suite: BenchSuite; rows: BenchRow[] }> {
@@ -85,6 +181,15 @@ export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) 
     const row: BenchRow = { name: c.name, shape: c.shape, ms, gflops: c.flops / ms / 1e6, gbps: c.bytes / ms / 1e6, timer };
     rows.push(row);
     progress(`${c.name.padEnd(34)} ${c.shape.padEnd(24)} ${ms.toFixed(3).padStart(10)} ms ${row.gflops.toFixed(1).padStart(9)} GFLOP/s ${row.gbps.toFixed(1).padStart(8)} GB/s`);
+  }
+  for (const c of benchCases) {
+    const row = rows.find((r) => r.name === c.name);
+    const base = rows.find((r) => r.name === c.compareTo);
+    if (row && base) {
+      row.denseGflops = base.gflops;
+      row.ratioToDense = row.gflops / base.gflops;
+      progress(`${c.name}: ${(100 * row.ratioToDense).toFixed(0)}% of the dense rate at equal FLOPs (${c.compareTo})`);
+    }
   }
   return { suite, rows };
 }
