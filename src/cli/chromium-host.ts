@@ -3,10 +3,13 @@
 // flight (test/dawn-swiftshader-repro.mjs crashes within seconds), while Chromium's WebGPU on the same
 // SwiftShader is solid. So on machines whose only adapter is SwiftShader the CLI runs the same engine
 // bundle in a page; on real GPUs it stays on Dawn in Node.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { open, writeFile } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { TaskName } from './tasks.ts';
+import { listFiles } from './io-node.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 export const CHROMIUM = process.env.MOEFY_CHROMIUM ?? '/usr/bin/chromium';
@@ -23,9 +26,11 @@ async function bundleTasks(): Promise<string> {
       contents: `
         import { tasks } from './src/cli/tasks.ts';
         import { createBrowserGpu } from './src/gpu/browser.ts';
+        import { httpIO } from './src/cli/io.ts';
         globalThis.__moefyRun = async (name, args) => {
           const gpu = await createBrowserGpu();
-          try { return await tasks[name](gpu, args, (m) => globalThis.__moefyProgress(m)); }
+          const io = httpIO((path, b64) => globalThis.__moefyWrite(path, b64));
+          try { return await tasks[name](gpu, args, (m) => globalThis.__moefyProgress(m), io); }
           finally { gpu.destroy(); }
         };`,
       resolveDir: root,
@@ -42,31 +47,70 @@ async function bundleTasks(): Promise<string> {
   return out.outputFiles[0].text;
 }
 
-function serve(files: Record<string, [string, string]>): Promise<Server> {
+/** Serves the page, and the named paths' files for HostIO (/ls lists, /fs serves byte ranges); nothing else. */
+function serve(files: Record<string, [string, string]>, allowed: readonly string[]): Promise<Server> {
+  const roots = allowed.map((p) => resolve(p));
+  const permitted = (p: string) => roots.some((r) => p === r || p.startsWith(r + sep));
   const server = createServer((req, res) => {
-    const f = files[req.url ?? '/'];
-    if (!f) {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    res.setHeader('content-type', f[0]);
-    res.end(f[1]);
+    handle(req, res, files, permitted).catch((e) => {
+      res.statusCode = 500;
+      res.end(String((e as Error).message));
+    });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+  return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
 }
 
-export async function runInChromium<T>(name: TaskName, args: unknown, progress: (m: string) => void): Promise<T> {
+async function handle(req: IncomingMessage, res: ServerResponse, files: Record<string, [string, string]>, permitted: (p: string) => boolean) {
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const f = files[url.pathname];
+  if (f) {
+    res.setHeader('content-type', f[0]);
+    res.end(f[1]);
+    return;
+  }
+  const path = resolve(url.searchParams.get('path') ?? '');
+  if (!['/ls', '/fs'].includes(url.pathname) || !permitted(path)) {
+    res.statusCode = 404;
+    res.end(`${path}: not one of the paths given to this command`);
+    return;
+  }
+  if (url.pathname === '/ls') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(await listFiles(path)));
+    return;
+  }
+  const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const [start, end] = m ? [Number(m[1]), Math.min(Number(m[2]), size - 1)] : [0, size - 1];
+    const buf = Buffer.alloc(Math.max(0, end - start + 1));
+    await fh.read(buf, 0, buf.length, start);
+    res.statusCode = m ? 206 : 200;
+    res.setHeader('content-length', String(buf.length));
+    if (m) res.setHeader('content-range', `bytes ${start}-${end}/${size}`);
+    res.end(req.method === 'HEAD' ? undefined : buf);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Runs a task in a fresh headless Chromium page; `paths` are the only files the page may read or write. */
+export async function runInChromium<T>(name: TaskName, args: unknown, progress: (m: string) => void, paths: readonly string[] = []): Promise<T> {
   const { chromium } = await import('playwright-core');
   const js = await bundleTasks();
   const server = await serve({
     '/': ['text/html', '<!doctype html><meta charset="utf-8"><script type="module" src="/tasks.js"></script>'],
     '/tasks.js': ['text/javascript', js],
-  });
+  }, paths);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage();
     await page.exposeFunction('__moefyProgress', progress);
+    await page.exposeFunction('__moefyWrite', async (path: string, base64: string) => {
+      if (!paths.map((p) => resolve(p)).includes(resolve(path))) throw new Error(`${path}: not an output path of this command`);
+      await writeFile(path, Buffer.from(base64, 'base64'));
+    });
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
     await page.goto(`http://127.0.0.1:${port}/`);

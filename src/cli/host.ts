@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { createNodeGpu } from '../gpu/node.ts';
 import { CHROMIUM, runInChromium } from './chromium-host.ts';
 import { tasks, type TaskName } from './tasks.ts';
+import type { HostIO } from './io.ts';
+import { nodeIO } from './io-node.ts';
 
 export type HostName = 'dawn' | 'chromium';
 
@@ -11,18 +13,20 @@ export async function runTask<N extends TaskName>(
   name: N,
   args: Parameters<(typeof tasks)[N]>[1],
   progress: (m: string) => void = () => {},
+  /** Files and folders the task reads or writes (the Chromium host serves only these). */
+  paths: readonly string[] = [],
   host: HostName | 'auto' = (process.env.MOEFY_HOST as HostName | undefined) ?? 'auto',
 ): Promise<Awaited<ReturnType<(typeof tasks)[N]>>> {
   type R = Awaited<ReturnType<(typeof tasks)[N]>>;
-  if (host === 'chromium') return runInChromium<R>(name, args, progress);
+  if (host === 'chromium') return runInChromium<R>(name, args, progress, paths);
   const gpu = await createNodeGpu();
   if (host === 'auto' && gpu.info.software && existsSync(CHROMIUM)) {
     gpu.destroy();
-    return runInChromium<R>(name, args, progress);
+    return runInChromium<R>(name, args, progress, paths);
   }
   try {
-    const task = tasks[name] as (g: typeof gpu, a: typeof args, p: typeof progress) => Promise<R>;
-    return await task(gpu, args, progress);
+    const task = tasks[name] as unknown as (g: typeof gpu, a: typeof args, p: typeof progress, io: HostIO) => Promise<R>;
+    return await task(gpu, args, progress, nodeIO);
   } finally {
     gpu.destroy();
   }

@@ -1,5 +1,6 @@
 // `moefy` command line. Subcommands parse their flags here and hand plain arguments to a GPU task.
 import { runTask } from './host.ts';
+import { nodeIO } from './io-node.ts';
 import type { CheckReport } from '../ops/check.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
@@ -11,6 +12,17 @@ usage:
   moefy kernels bench [--json] [--suite small|full] [--filter TEXT]... [--reps N] [--samples N]
       median GFLOP/s and GB/s per kernel and shape after warm-up; the full suite (default on a GPU) has
       GEMM 4096³ and the 7B FFN/MoE shapes, the small one (default on SwiftShader) finishes in a minute
+
+  moefy generate --model PATH [--tokenizer PATH] [--prompt TEXT] --max-tokens N
+                 [--greedy | --temperature T --top-p P --seed S] [--json]
+      continue the prompt (or start from BOS); PATH: an HF folder, a .gguf, or a llama2.c .bin with
+      --tokenizer tokenizer.bin
+  moefy logits --model PATH [--tokenizer PATH] --ids 1,2,3 --out FILE
+      raw little-endian float32 logits [T, vocab] of a prefill of those ids
+  moefy ppl --model PATH [--tokenizer PATH] --text FILE [--window 256] [--max-windows N] [--json]
+      perplexity of a text (one document per line, each wrapped in BOS … EOS), token count, tokens/s
+  moefy export --model PATH [--tokenizer PATH] --format onnx --out FILE
+      the dense model as an ONNX graph (opset 17) that onnxruntime runs
 
 environment:
   MOEFY_HOST=dawn|chromium   where GPU work runs (default: Dawn in Node; headless Chromium when the
@@ -75,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       else console.log(`\n${res.suite} suite on ${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
       return 0;
     }
+    if (group === 'generate' || group === 'logits' || group === 'ppl' || group === 'export') return await modelCommand(group, argv.slice(1));
     if (!group || group === 'help' || argv.includes('--help')) {
       console.log(USAGE);
       return 0;
@@ -88,4 +101,61 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`moefy: ${(e as Error)?.stack ?? e}`);
     return 1;
   }
+}
+
+function requireFlag(f: Flags, name: string): string {
+  const v = f.values.get(name)?.at(-1);
+  if (v === undefined) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function numFlag(f: Flags, name: string): number | undefined {
+  const v = f.values.get(name)?.at(-1);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+async function modelCommand(cmd: 'generate' | 'logits' | 'ppl' | 'export', argv: string[]): Promise<number> {
+  const f = parse(argv, ['model', 'tokenizer', 'prompt', 'max-tokens', 'temperature', 'top-p', 'seed', 'ids', 'out', 'text', 'window', 'max-windows', 'format']);
+  const model = { model: requireFlag(f, 'model'), tokenizer: f.values.get('tokenizer')?.at(-1) };
+  const paths = [model.model, ...(model.tokenizer ? [model.tokenizer] : [])];
+  const json = f.bool.has('json');
+  const log = json ? () => {} : (m: string) => console.error(m);
+  if (cmd === 'generate') {
+    const maxTokens = intFlag(f, 'max-tokens');
+    if (maxTokens === undefined || maxTokens < 1) throw new UsageError('--max-tokens N (≥ 1) is required');
+    const temperature = numFlag(f, 'temperature');
+    if (f.bool.has('greedy') && temperature !== undefined) throw new UsageError('--greedy and --temperature exclude each other');
+    const sample = temperature === undefined || temperature === 0 ? undefined : { temperature, topP: numFlag(f, 'top-p') ?? 1, seed: intFlag(f, 'seed') ?? 0 };
+    const r = await runTask('generate', { ...model, prompt: f.values.get('prompt')?.at(-1), maxTokens, sample }, log, paths);
+    console.log(json ? JSON.stringify(r, null, 2) : r.prompt + r.text);
+    if (!json) log(`prefill ${r.prefillTokensPerS.toFixed(1)} tok/s, decode ${r.decodeTokensPerS.toFixed(1)} tok/s`);
+    return 0;
+  }
+  if (cmd === 'logits') {
+    const ids = requireFlag(f, 'ids').split(',').map((x) => Number(x.trim()));
+    if (!ids.length || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError('--ids must be comma-separated token ids');
+    const out = requireFlag(f, 'out');
+    const r = await runTask('logits', { ...model, ids, out }, log, [...paths, out]);
+    console.log(json ? JSON.stringify(r) : `wrote float32 [${r.shape.join(', ')}] to ${r.out}`);
+    return 0;
+  }
+  if (cmd === 'ppl') {
+    const text = requireFlag(f, 'text');
+    const window = intFlag(f, 'window') ?? 256;
+    if (window < 2) throw new UsageError('--window must be at least 2');
+    const r = await runTask('ppl', { ...model, text, window, maxWindows: intFlag(f, 'max-windows') }, log, [...paths, text]);
+    console.log(json ? JSON.stringify(r, null, 2) : `perplexity ${r.ppl.toFixed(3)} over ${r.tokens} tokens (${r.windows} windows of ${window}), ${r.tokensPerS.toFixed(1)} tokens/s`);
+    return 0;
+  }
+  const format = requireFlag(f, 'format');
+  if (format !== 'onnx') throw new UsageError(`--format must be onnx, got '${format}'`);
+  const out = requireFlag(f, 'out');
+  const { exportOnnx } = await import('../model/export.ts');
+  const bytes = await exportOnnx(await nodeIO.open(paths));
+  await nodeIO.write(out, bytes);
+  console.log(`wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, ONNX opset 17)`);
+  return 0;
 }

@@ -5,6 +5,8 @@ import type { Gpu } from '../gpu/device.ts';
 import { runChecks, type CheckReport } from '../ops/check.ts';
 import { selectChecks, type CheckSelection } from '../ops/checks.ts';
 import { runBench, type BenchArgs, type BenchRow } from '../ops/bench.ts';
+import type { HostIO } from './io.ts';
+import { generate, logits, ppl } from './model-tasks.ts';
 
 export type Progress = (message: string) => void;
 
@@ -24,7 +26,10 @@ export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress
   return { device: gpu.describe(), software: gpu.info.software, suite, rows };
 }
 
-export const tasks = { kernelsCheck, kernelsBench };
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl } satisfies Record<string, Task>;
+
+/** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
+type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;
 export type TaskName = keyof typeof tasks;
 
 function fmtErr(e: number): string {
