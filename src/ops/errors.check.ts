@@ -4,6 +4,7 @@ import type { CheckCase, CheckResult } from './check.ts';
 import { DeviceLostError, GpuLimitError, GpuOpError, OpArgumentError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { matmul } from './matmul.ts';
+import { LlamaModel } from '../model/llama.ts';
 
 type ErrorClass = new (...args: never[]) => Error;
 
@@ -75,4 +76,18 @@ export const errorChecks: CheckCase[] = [
     if (!(e instanceof DeviceLostError)) return { err: Infinity, outputs: { 'no loss event': Infinity } };
     return expectThrow(DeviceLostError, ['lost'], () => other.tensor([4]));
   }),
+  // A checkpoint too big for the adapter fails before any upload, naming the tensor, the limit and the excess.
+  errorCase('model larger than the adapter buffer limits', async (gpu) => {
+    const dim = 32768;
+    const config = {
+      arch: 'llama', dim, hiddenDim: 4 * dim, nLayers: 1, nHeads: 64, nKvHeads: 64, headDim: dim / 64, vocabSize: 256000,
+      maxSeqLen: 8, normEps: 1e-5, ropeTheta: 1e4, ropeStyle: 'half', tiedEmbeddings: true, qkvBias: false, bosId: 1, eosId: 2,
+    } as const;
+    const index = {
+      config, names: () => [], shape: () => [], dtype: () => 'F32' as const, f32Bytes: () => 0,
+      read: () => Promise.reject(new Error('nothing may be read before the limit check')),
+    };
+    return expectThrow(GpuLimitError, ['model.', 'maxBufferSize', '×'], () => LlamaModel.load(gpu, index));
+  }),
 ];
+
