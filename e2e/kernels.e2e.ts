@@ -8,7 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium-host.ts';
+import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
 import { allChecks } from '../src/ops/checks.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

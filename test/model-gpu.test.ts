@@ -12,7 +12,8 @@ import { runTask } from '../src/cli/host.ts';
 import { nodeIO } from '../src/cli/io-node.ts';
 import { openCheckpoint } from '../src/model/load.ts';
 import { readAllWeights } from '../src/model/export.ts';
-import { buildOnnx, runOnnx } from '../src/model/onnx.ts';
+import { buildOnnx } from '../src/model/onnx.ts';
+import { runOnnx } from '../src/model/onnx-run.ts';
 import { llamaForwardRef } from '../src/model/llama.ref.ts';
 import { relL2 } from '../src/ops/check.ts';
 

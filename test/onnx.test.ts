@@ -11,7 +11,8 @@ import type { ModelConfig } from '../src/model/config.ts';
 import { openHf } from '../src/model/hf.ts';
 import { openDirNode } from '../src/model/source-node.ts';
 import { attention, llamaForwardRef, rope } from '../src/model/llama.ref.ts';
-import { buildOnnx, runOnnx } from '../src/model/onnx.ts';
+import { buildOnnx } from '../src/model/onnx.ts';
+import { runOnnx } from '../src/model/onnx-run.ts';
 
 const TOL = 1e-4; // relative L2, float32 ONNX vs float64 reference
 

@@ -10,15 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { TaskName } from './tasks.ts';
 import { listFiles } from './io-node.ts';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.ts';
+
+export { CHROMIUM, CHROMIUM_ARGS };
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-export const CHROMIUM = process.env.MOEFY_CHROMIUM ?? '/usr/bin/chromium';
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader',
-  '--use-angle=swiftshader', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run',
-];
 
 async function bundleTasks(): Promise<string> {
   const out = await build({

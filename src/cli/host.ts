@@ -1,8 +1,8 @@
 // Picks where a GPU task runs: Dawn in Node on a real GPU, headless Chromium when Dawn's only adapter
 // is SwiftShader (see chromium-host.ts for why). MOEFY_HOST=dawn|chromium overrides.
 import { existsSync } from 'node:fs';
+import { CHROMIUM } from './chromium.ts';
 import { createNodeGpu } from '../gpu/node.ts';
-import { CHROMIUM, runInChromium } from './chromium-host.ts';
 import { tasks, type TaskName } from './tasks.ts';
 import type { HostIO } from './io.ts';
 import { nodeIO } from './io-node.ts';
@@ -18,11 +18,13 @@ export async function runTask<N extends TaskName>(
   host: HostName | 'auto' = (process.env.MOEFY_HOST as HostName | undefined) ?? 'auto',
 ): Promise<Awaited<ReturnType<(typeof tasks)[N]>>> {
   type R = Awaited<ReturnType<(typeof tasks)[N]>>;
-  if (host === 'chromium') return runInChromium<R>(name, args, progress, paths);
+  // Imported on demand: a bundle carried to a GPU machine has neither Playwright nor esbuild.
+  const chromium = () => import('./chromium-host.ts');
+  if (host === 'chromium') return (await chromium()).runInChromium<R>(name, args, progress, paths);
   const gpu = await createNodeGpu();
   if (host === 'auto' && gpu.info.software && existsSync(CHROMIUM)) {
     gpu.destroy();
-    return runInChromium<R>(name, args, progress, paths);
+    return (await chromium()).runInChromium<R>(name, args, progress, paths);
   }
   try {
     const task = tasks[name] as unknown as (g: typeof gpu, a: typeof args, p: typeof progress, io: HostIO) => Promise<R>;

@@ -104,12 +104,31 @@ export class LlamaModel {
     preflight(gpu, c, chunk, seqLen);
     const total = index.f32Bytes();
     let loaded = 0;
+    const uploaded: Tensor[] = [];
     const get = async (name: string): Promise<Tensor> => {
       const t = gpu.upload(await index.read(name), index.shape(name), name);
+      uploaded.push(t);
       loaded += t.byteSize;
       opts.onProgress?.(loaded, total, name);
       return t;
     };
+    try {
+      return await LlamaModel.build(gpu, c, get, chunk, seqLen, () => loaded);
+    } catch (e) {
+      // A bad tensor half-way (or a cancel) must not strand the weights already on the GPU.
+      for (const t of uploaded) t.release();
+      throw e;
+    }
+  }
+
+  private static async build(
+    gpu: Gpu,
+    c: ModelConfig,
+    get: (name: string) => Promise<Tensor>,
+    chunk: number,
+    seqLen: number,
+    loaded: () => number,
+  ): Promise<LlamaModel> {
     const layers: LayerWeights[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       const p = `model.layers.${l}.`;
@@ -156,7 +175,7 @@ export class LlamaModel {
       vCache: layers.map((_, l) => t([seqLen, nKvHeads, headDim], `vCache.${l}`)),
     };
     const runState = Object.values(s).flat().reduce((n, x: Tensor) => n + x.byteSize, 0);
-    return new LlamaModel(gpu, c, weights, s, { weights: loaded, runState });
+    return new LlamaModel(gpu, c, weights, s, { weights: loaded(), runState });
   }
 
   /** Empties the K/V caches (a new sequence starts at position 0). */

@@ -1,35 +1,63 @@
-// The workbench shell: header, pipeline sidebar, and the one stage that works today, Kernels:
-// the adapter the engine runs on and the kernel checks (GPU kernel vs float64 CPU reference).
-import { useEffect, useState } from 'react';
-import { useStore, type CheckState, type GpuState } from '../state/store.ts';
+// The workbench shell: header, pipeline sidebar, and the pages that work today: Kernels (the adapter the
+// engine runs on and the kernel checks, GPU kernel vs float64 CPU reference) and the Model stage
+// (src/ui/model/). The page follows the URL hash (#kernels, #model).
+import { useEffect } from 'react';
+import { STAGE_IDS, useStore, type CheckState, type GpuState, type Stage } from '../state/store.ts';
 // Types only: the engine's code stays in the worker bundle.
 import type { CheckReport, GpuReport, LimitKey } from '../worker/api.ts';
+import { fmtBytes, fmtDuration, fmtEta } from './format.ts';
+import { ModelStage } from './model/ModelStage.tsx';
+import { useTicker } from './hooks.ts';
 
 export function App() {
   const loadGpu = useStore((s) => s.loadGpu);
+  const stage = useStore((s) => s.stage);
   useEffect(() => {
     void loadGpu();
   }, [loadGpu]);
+  useHashStage();
 
   return (
     <div className="shell">
       <Header />
       <div className="body">
-        <Sidebar />
-        <main className="main">
-          <div className="page-head">
-            <div className="crumbs">Setup <span aria-hidden="true">/</span> Kernels</div>
-            <h1>Kernels</h1>
-            <p className="lead">
-              Every WebGPU kernel is run on seeded random inputs and compared with a float64 CPU reference. A case passes
-              when its relative L2 error is within the bound stated for its op family.
-            </p>
-          </div>
-          <GpuPanel />
-          <KernelPanel />
+        <Sidebar stage={stage} />
+        <main className="main" data-stage={stage}>
+          {stage === 'model' ? <ModelStage /> : <KernelsPage />}
         </main>
       </div>
     </div>
+  );
+}
+
+/** Keeps the store's stage in step with location.hash ('#model'); anything else shows Kernels. */
+function useHashStage(): void {
+  const setStage = useStore((s) => s.setStage);
+  useEffect(() => {
+    const sync = () => {
+      const id = window.location.hash.slice(1) as Stage;
+      setStage(STAGE_IDS.includes(id) ? id : 'kernels');
+    };
+    sync();
+    window.addEventListener('hashchange', sync);
+    return () => window.removeEventListener('hashchange', sync);
+  }, [setStage]);
+}
+
+function KernelsPage() {
+  return (
+    <>
+      <div className="page-head">
+        <div className="crumbs">Setup <span aria-hidden="true">/</span> Kernels</div>
+        <h1>Kernels</h1>
+        <p className="lead">
+          Every WebGPU kernel is run on seeded random inputs and compared with a float64 CPU reference. A case passes
+          when its relative L2 error is within the bound stated for its op family.
+        </p>
+      </div>
+      <GpuPanel />
+      <KernelPanel />
+    </>
   );
 }
 
@@ -78,8 +106,9 @@ function GpuBadge({ gpu }: { gpu: GpuState }) {
 
 // ---------------------------------------------------------------- sidebar
 
-const STAGES: { name: string; what: string }[] = [
-  { name: 'Model', what: 'Load a dense LLaMA checkpoint' },
+/** The pipeline; a stage with an `id` is open (its page is #id). */
+const STAGES: { name: string; what: string; id?: Stage }[] = [
+  { name: 'Model', what: 'Load a dense LLaMA checkpoint', id: 'model' },
   { name: 'Data', what: 'Calibration and training text' },
   { name: 'Construct', what: 'Split each FFN into experts' },
   { name: 'Distill', what: 'Recover quality from the dense model' },
@@ -88,12 +117,13 @@ const STAGES: { name: string; what: string }[] = [
   { name: 'Export', what: 'Save the MoE checkpoint' },
 ];
 
-function Sidebar() {
+function Sidebar({ stage }: { stage: Stage }) {
+  const modelReady = useStore((s) => s.model.status === 'ready');
   return (
     <nav className="sidebar" aria-label="Pipeline">
       <div className="nav-group">
         <div className="nav-title">Setup</div>
-        <a className="nav-item active" aria-current="page" href="#kernels">
+        <a className={`nav-item ${stage === 'kernels' ? 'active' : ''}`} aria-current={stage === 'kernels' ? 'page' : undefined} href="#kernels">
           <span className="nav-icon" aria-hidden="true">
             <svg viewBox="0 0 16 16">
               <path d="M5 2v2M8 2v2M11 2v2M5 12v2M8 12v2M11 12v2M2 5h2M2 8h2M2 11h2M12 5h2M12 8h2M12 11h2" />
@@ -109,16 +139,28 @@ function Sidebar() {
       <div className="nav-group">
         <div className="nav-title">Pipeline</div>
         <ol className="stages">
-          {STAGES.map((s, i) => (
-            <li key={s.name} className="stage" aria-disabled="true">
-              <span className="stage-num">{i + 1}</span>
-              <span className="nav-text">
-                <span className="nav-name">{s.name}</span>
-                <span className="nav-what">{s.what}</span>
-              </span>
-              <span className="soon">Not yet available</span>
-            </li>
-          ))}
+          {STAGES.map((s, i) =>
+            s.id ? (
+              <li key={s.name} className={`stage stage-open ${stage === s.id ? 'active' : ''} ${s.id === 'model' && modelReady ? 'complete' : ''}`}>
+                <a className="stage-link" href={`#${s.id}`} aria-current={stage === s.id ? 'page' : undefined}>
+                  <span className="stage-num">{s.id === 'model' && modelReady ? '✓' : i + 1}</span>
+                  <span className="nav-text">
+                    <span className="nav-name">{s.name}</span>
+                    <span className="nav-what">{s.what}</span>
+                  </span>
+                </a>
+              </li>
+            ) : (
+              <li key={s.name} className="stage" aria-disabled="true">
+                <span className="stage-num">{i + 1}</span>
+                <span className="nav-text">
+                  <span className="nav-name">{s.name}</span>
+                  <span className="nav-what">{s.what}</span>
+                </span>
+                <span className="soon">Not yet available</span>
+              </li>
+            ),
+          )}
         </ol>
       </div>
       <p className="nav-note">
@@ -227,6 +269,8 @@ function GpuDetails({ info }: { info: GpuReport }) {
 function KernelPanel() {
   const check = useStore((s) => s.check);
   const gpuReady = useStore((s) => s.gpu.status === 'ready');
+  // The model stage shares the engine's GPU device: one job on it at a time.
+  const modelBusy = useStore((s) => s.model.status === 'loading' || s.gen.status === 'running' || s.onnx.status === 'running');
   const { setFull, runChecks, cancelChecks } = useStore.getState();
   const running = check.status === 'running';
   const n = check.counts ? (check.full ? check.counts.full : check.counts.smoke) : null;
@@ -253,7 +297,12 @@ function KernelPanel() {
               Cancel
             </button>
           ) : null}
-          <button className="btn btn-primary" onClick={() => void runChecks()} disabled={running || !gpuReady}>
+          <button
+            className="btn btn-primary"
+            onClick={() => void runChecks()}
+            disabled={running || !gpuReady || modelBusy}
+            title={modelBusy ? 'The Model stage is using the GPU' : undefined}
+          >
             {running ? <span className="spinner" aria-hidden="true" /> : null}
             Run kernel checks
           </button>
@@ -284,17 +333,6 @@ function KernelPanel() {
       </div>
     </section>
   );
-}
-
-/** Re-renders every `ms` while `on`, for elapsed time and ETA. */
-function useTicker(on: boolean, ms = 500): number {
-  const [now, setNow] = useState(() => performance.now());
-  useEffect(() => {
-    if (!on) return;
-    const t = setInterval(() => setNow(performance.now()), ms);
-    return () => clearInterval(t);
-  }, [on, ms]);
-  return now;
 }
 
 function Progress({ check }: { check: CheckState }) {
@@ -413,17 +451,6 @@ function adapterName(i: GpuReport): string {
   return [i.vendor, i.architecture, i.description].filter(Boolean).join(' · ');
 }
 
-function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  let v = n;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
-}
-
 function fmtErr(e: number): string {
   if (!Number.isFinite(e)) return Number.isNaN(e) ? 'NaN' : '∞';
   return e === 0 ? '0' : e.toExponential(2);
@@ -433,16 +460,3 @@ function fmtMs(ms: number): string {
   return ms < 10 ? ms.toFixed(1) : Math.round(ms).toLocaleString('en-US');
 }
 
-/** Remaining time, no more precise than it can be: seconds under a minute, whole minutes above. */
-function fmtEta(ms: number): string {
-  const s = Math.max(1, Math.round(ms / 1000));
-  return s < 60 ? `${s} s` : `${Math.round(s / 60)} min`;
-}
-
-function fmtDuration(ms: number): string {
-  const s = Math.max(0, ms / 1000);
-  if (s < 10) return `${s.toFixed(1)} s`;
-  const whole = Math.round(s);
-  if (whole < 60) return `${whole} s`;
-  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
-}

@@ -3,13 +3,26 @@
 // Every method takes plain data and returns plain objects (or a Promise of them), progress comes back
 // through a callback (a Comlink.proxy across the worker boundary), errors are typed classes
 // (NoWebGpuError when the host has no WebGPU). The engine never touches the DOM.
+import * as Comlink from 'comlink';
 import type { Gpu, GpuFeatures } from '../gpu/device.ts';
 import { createBrowserGpu, NoWebGpuError } from '../gpu/browser.ts';
 import { runChecks, type CheckReport } from '../ops/check.ts';
 import { selectChecks, type CheckSelection } from '../ops/checks.ts';
+import {
+  modelSession,
+  type CacheInfo,
+  type GenerateArgs,
+  type GenerateOutcome,
+  type GenerateUpdate,
+  type LoadPhase,
+  type LoadProgress,
+  type ModelSource,
+  type ModelSummary,
+} from './model.ts';
 
 export { NoWebGpuError };
 export type { CheckReport, GpuFeatures };
+export type { CacheInfo, GenerateArgs, GenerateOutcome, GenerateUpdate, LoadPhase, LoadProgress, ModelSource, ModelSummary };
 
 /** The adapter limits the kernels care about, in the order the UI shows them. */
 export const LIMIT_KEYS = [
@@ -60,11 +73,32 @@ export interface EngineApi {
   listChecks(args: KernelCheckArgs): Promise<CheckCaseInfo[]>;
   /** Runs the selected cases one by one; onReport receives each report as it completes. */
   kernelsCheck(args: KernelCheckArgs, onReport?: (report: CheckReport) => void): Promise<KernelCheckResult>;
+
+  // ---- dense models (src/worker/model.ts). Errors keep their name and message across the boundary:
+  // CheckpointError names the file and what is wrong, GpuLimitError the limit and by how much, HubError
+  // and DownloadError the repo or file; a cancelled load rejects with name 'AbortError'.
+  /**
+   * Opens a checkpoint (local files; URLs and Hub repos are downloaded into the browser's cache first,
+   * resuming partial downloads), uploads it to the GPU and describes it. Replaces the loaded model.
+   */
+  loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelSummary>;
+  /** Stops a load in progress; downloaded parts stay cached for the next load. */
+  cancelLoad(): Promise<void>;
+  /** Continues `prompt` (empty: from BOS); onToken receives the decoded text as it grows. */
+  generate(args: GenerateArgs, onToken?: (u: GenerateUpdate) => void): Promise<GenerateOutcome>;
+  /** Ends a generation after its current token; generate() resolves with what it has. */
+  stopGenerate(): Promise<void>;
+  /** The loaded model as an ONNX graph (model.onnx bytes), transferred, not copied. */
+  exportOnnx(): Promise<ArrayBuffer>;
+  /** Frees the model's GPU memory. */
+  unloadModel(): Promise<void>;
+  /** The downloads cache (OPFS, the Cache API, or memory): entries and bytes. */
+  cacheInfo(): Promise<CacheInfo>;
+  clearCache(): Promise<void>;
 }
 
 export const DEFAULT_SEED = 1234;
 
-/** Same selection as `moefy kernels check --smoke --filter …`. */
 // One device per engine, created on first use and dropped if it is lost, so the next call starts afresh.
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -83,6 +117,14 @@ function getGpu(): Promise<Gpu> {
   }
   return gpuPromise;
 }
+
+/** Frees a Comlink.proxy callback's channel once its call has ended (a plain function passes through). */
+function releasing<T>(call: Promise<T>, callback: unknown): Promise<T> {
+  const release = (callback as { [Comlink.releaseProxy]?: () => void } | undefined)?.[Comlink.releaseProxy];
+  return typeof release === 'function' ? call.finally(() => release()) : call;
+}
+
+const models = modelSession(getGpu);
 
 export const engineApi: EngineApi = {
   async gpuInfo() {
@@ -107,4 +149,13 @@ export const engineApi: EngineApi = {
     const reports = await runChecks(gpu, selectChecks(args), seed, onReport);
     return { device: gpu.describe(), seed, reports };
   },
+
+  loadModel: (source, onProgress) => releasing(models.loadModel(source, onProgress), onProgress),
+  cancelLoad: async () => models.cancelLoad(),
+  generate: (args, onToken) => releasing(models.generate(args, onToken), onToken),
+  stopGenerate: async () => models.stopGenerate(),
+  exportOnnx: () => models.exportOnnx(),
+  unloadModel: () => models.unloadModel(),
+  cacheInfo: () => models.cacheInfo(),
+  clearCache: () => models.clearCache(),
 };
