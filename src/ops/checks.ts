@@ -12,6 +12,7 @@ import { optimChecks } from './optim.check.ts';
 import { moeChecks } from './moe.check.ts';
 import { errorChecks } from './errors.check.ts';
 import { elementwiseChecks } from './elementwise.check.ts';
+import { modelChecks } from '../model/llama.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -26,6 +27,7 @@ export const allChecks: CheckCase[] = [
   ...optimChecks,
   ...moeChecks,
   ...errorChecks,
+  ...modelChecks,
 ];
 
 export interface CheckSelection {
