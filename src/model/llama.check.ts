@@ -10,7 +10,7 @@ import { expectedShapes, type WeightIndex } from './weights.ts';
 import { LlamaModel } from './llama.ts';
 import { llamaForwardRef, matvec, silu } from './llama.ref.ts';
 
-function randomModel(c: ModelConfig, rng: Rng): { index: WeightIndex; weights: Map<string, Float32Array> } {
+export function randomModel(c: ModelConfig, rng: Rng): { index: WeightIndex; weights: Map<string, Float32Array> } {
   const shapes = expectedShapes(c);
   const weights = new Map<string, Float32Array>();
   for (const [name, shape] of shapes) {
@@ -29,7 +29,7 @@ function randomModel(c: ModelConfig, rng: Rng): { index: WeightIndex; weights: M
   return { index, weights };
 }
 
-const base: ModelConfig = {
+export const base: ModelConfig = {
   arch: 'llama', dim: 32, hiddenDim: 44, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 8, vocabSize: 61, maxSeqLen: 32,
   normEps: 1e-5, ropeTheta: 10000, ropeStyle: 'half', tiedEmbeddings: true, qkvBias: false, bosId: 1, eosId: 2,
 };

@@ -96,6 +96,11 @@ export class LlamaModel {
     this.ffn = weights.layers.map((w) => (x, out) => this.denseFfn(w, x, out));
   }
 
+  /** Puts layer l's dense SwiGLU FFN back in its slot (undoes a MoE conversion). */
+  restoreDense(l: number): void {
+    this.ffn[l] = (x, out) => this.denseFfn(this.weights.layers[l], x, out);
+  }
+
   /** Streams weights to the GPU one tensor at a time (one host copy at most) and allocates the run state. */
   static async load(gpu: Gpu, index: WeightIndex, opts: LoadOptions = {}): Promise<LlamaModel> {
     const c = index.config;

@@ -10,9 +10,11 @@ import { softmaxChecks } from './softmax.check.ts';
 import { reduceChecks } from './reduce.check.ts';
 import { optimChecks } from './optim.check.ts';
 import { moeChecks } from './moe.check.ts';
+import { moeTrainChecks } from './moe-train.check.ts';
 import { errorChecks } from './errors.check.ts';
 import { elementwiseChecks } from './elementwise.check.ts';
 import { modelChecks } from '../model/llama.check.ts';
+import { moeBlockChecks } from '../moe/block.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -26,8 +28,10 @@ export const allChecks: CheckCase[] = [
   ...reduceChecks,
   ...optimChecks,
   ...moeChecks,
+  ...moeTrainChecks,
   ...errorChecks,
   ...modelChecks,
+  ...moeBlockChecks,
 ];
 
 export interface CheckSelection {
