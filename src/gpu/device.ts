@@ -256,11 +256,14 @@ export class Gpu {
     this.recordedOps.push(call.op);
   }
 
-  /** Copies src into dst (whole tensors of equal byte size). */
-  copy(src: Tensor, dst: Tensor): void {
-    if (src.byteSize !== dst.byteSize) throw new Error(`copy: ${src} and ${dst} differ in size`);
+  /** Copies all of src into dst starting at element dstOffset. */
+  copy(src: Tensor, dst: Tensor, dstOffset = 0): void {
+    if (dstOffset < 0 || !Number.isInteger(dstOffset) || dstOffset + src.size > dst.size) {
+      throw new Error(`copy: ${src} does not fit in ${dst} at element ${dstOffset}`);
+    }
+    if (src.size === 0) return;
     this.endPass();
-    this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteSize);
+    this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, dstOffset * 4, src.byteSize);
   }
 
   /** Submits everything recorded so far and throws the first error any op produced. */

@@ -15,6 +15,7 @@ import { errorChecks } from './errors.check.ts';
 import { elementwiseChecks } from './elementwise.check.ts';
 import { modelChecks } from '../model/llama.check.ts';
 import { moeBlockChecks } from '../moe/block.check.ts';
+import { captureChecks } from '../methods/ladimo/capture.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -32,6 +33,7 @@ export const allChecks: CheckCase[] = [
   ...errorChecks,
   ...modelChecks,
   ...moeBlockChecks,
+  ...captureChecks,
 ];
 
 export interface CheckSelection {
