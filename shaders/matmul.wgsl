@@ -32,16 +32,17 @@ var<workgroup> Bs: array<vec4<f32>, 256>;   // [BK][BN/4]
 fn scalarA(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }
 fn scalarB(i: u32) -> f32 { return B[i >> 2u][i & 3u]; }
 
-// Four consecutive elements of A starting at flat index i, `valid` of them in bounds (rest zero).
+// Four consecutive elements of A from flat index i, of which `valid` lie in bounds (fewer than 4:
+// the rest read as zero). A whole in-bounds quad is one vec4 load.
 fn quadA(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid == 4u) { return A[i >> 2u]; }
+  if (VEC4 && valid >= 4u) { return A[i >> 2u]; }
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < min(valid, 4u); j++) { v[j] = scalarA(i + j); }
   return v;
 }
 
 fn quadB(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid == 4u) { return B[i >> 2u]; }
+  if (VEC4 && valid >= 4u) { return B[i >> 2u]; }
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < min(valid, 4u); j++) { v[j] = scalarB(i + j); }
   return v;

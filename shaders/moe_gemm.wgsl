@@ -45,21 +45,21 @@ var<workgroup> tileExpert: u32;
 fn remaining(start: u32, end: u32) -> u32 { return select(0u, end - start, end > start); }
 
 fn quadA(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid == 4u) { return A[i >> 2u]; }
+  if (VEC4 && valid >= 4u) { return A[i >> 2u]; }
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < min(valid, 4u); j++) { v[j] = A[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
 }
 
 fn quadW(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid == 4u) { return W[i >> 2u]; }
+  if (VEC4 && valid >= 4u) { return W[i >> 2u]; }
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < min(valid, 4u); j++) { v[j] = W[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
 }
 
 fn quadWu(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid == 4u) { return Wu[i >> 2u]; }
+  if (VEC4 && valid >= 4u) { return Wu[i >> 2u]; }
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < min(valid, 4u); j++) { v[j] = Wu[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
