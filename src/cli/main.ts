@@ -1,6 +1,8 @@
 // `moefy` command line. Subcommands parse their flags here and hand plain arguments to a GPU task.
 import { runTask } from './host.ts';
 import { nodeIO } from './io-node.ts';
+import { readFile } from 'node:fs/promises';
+import { parseSpec } from '../state/spec.ts';
 import type { CheckReport } from '../ops/check.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
@@ -23,6 +25,10 @@ usage:
       perplexity of a text (one document per line, each wrapped in BOS … EOS), token count, tokens/s
   moefy export --model PATH [--tokenizer PATH] --format onnx --out FILE
       the dense model as an ONNX graph (opset 17) that onnxruntime runs
+
+  moefy run SPEC.json [--model PATH] [--data DIR] [--json]
+      every stage of the spec's method (LaDiMo: capture, construct, distill, profile, route, evaluate)
+      and its metrics; --model and --data override the spec's sources
 
 environment:
   MOEFY_HOST=dawn|chromium   where GPU work runs (default: Dawn in Node; headless Chromium when the
@@ -87,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       else console.log(`\n${res.suite} suite on ${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
       return 0;
     }
+    if (group === 'run') return await runCommand(argv.slice(1));
     if (group === 'generate' || group === 'logits' || group === 'ppl' || group === 'export') return await modelCommand(group, argv.slice(1));
     if (!group || group === 'help' || argv.includes('--help')) {
       console.log(USAGE);
@@ -157,5 +164,40 @@ async function modelCommand(cmd: 'generate' | 'logits' | 'ppl' | 'export', argv:
   const bytes = await exportOnnx(await nodeIO.open(paths));
   await nodeIO.write(out, bytes);
   console.log(`wrote ${out} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, ONNX opset 17)`);
+  return 0;
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  const f = parse(argv, ['model', 'data', 'tokenizer']);
+  const [file] = f.positional;
+  if (!file) throw new UsageError('moefy run needs a SPEC.json');
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new UsageError(`${file}: cannot read the spec`);
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  const spec = parseSpec(json, file);
+  for (const k of ['model', 'data', 'tokenizer'] as const) {
+    const v = f.values.get(k)?.at(-1);
+    if (v !== undefined) spec[k] = v;
+  }
+  if (!spec.model || !spec.data) throw new UsageError(`${file}: the spec names no model or data (or pass --model and --data)`);
+  const json_ = f.bool.has('json');
+  const paths = [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])];
+  const m = await runTask('run', spec, (msg) => console.error(msg), paths);
+  if (json_) console.log(JSON.stringify({ spec, metrics: m }, null, 2));
+  else {
+    for (const l of m.layers) {
+      console.log(`layer ${l.layer}: mse ${l.mse_before.toExponential(3)} → ${l.mse_final.toExponential(3)} (${(l.mse_before / l.mse_final).toFixed(2)}× lower), rel_err ${l.rel_err.toFixed(4)}, policy ${l.policy}, ${l.distill_seconds.toFixed(1)} s`);
+    }
+    const x = m.model;
+    console.log(`perplexity ${x.ppl_dense.toFixed(3)} dense, ${x.ppl_moe.toFixed(3)} MoE (${(x.ppl_moe / x.ppl_dense).toFixed(3)}×); agreement ${x.agreement.toFixed(3)}; KL ${x.kl.toFixed(4)}`);
+    console.log(`activated non-embedding parameters ${x.activated_non_embedding_dense} → ${x.activated_non_embedding_moe} (${(100 * (1 - x.activated_non_embedding_moe / x.activated_non_embedding_dense)).toFixed(1)}% fewer)`);
+    console.log(`prefill ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
+  }
   return 0;
 }

@@ -7,6 +7,8 @@ import { selectChecks, type CheckSelection } from '../ops/checks.ts';
 import { runBench, type BenchArgs, type BenchRow } from '../ops/bench.ts';
 import type { HostIO } from './io.ts';
 import { generate, logits, ppl } from './model-tasks.ts';
+import { runLadimo } from '../methods/ladimo/run.ts';
+import type { RunSpec } from '../state/spec.ts';
 
 export type Progress = (message: string) => void;
 
@@ -26,7 +28,12 @@ export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress
   return { device: gpu.describe(), software: gpu.info.software, suite, rows };
 }
 
-export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl } satisfies Record<string, Task>;
+/** `moefy run`: every stage of the spec's method; the spec arrives validated (parseSpec). */
+async function run(gpu: Gpu, spec: RunSpec, progress: Progress, io: HostIO) {
+  return runLadimo(gpu, spec, io, progress);
+}
+
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run } satisfies Record<string, Task>;
 
 /** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
 type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;

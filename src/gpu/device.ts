@@ -266,6 +266,16 @@ export class Gpu {
     this.getEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, dstOffset * 4, src.byteSize);
   }
 
+  /** Copies dst.shape[0] rows of src, starting at row `fromRow`, into dst (row-major, same row width). */
+  copyRows(src: Tensor, fromRow: number, dst: Tensor): void {
+    const width = src.size / src.shape[0];
+    if (dst.size / dst.shape[0] !== width || fromRow < 0 || fromRow + dst.shape[0] > src.shape[0]) {
+      throw new Error(`copyRows: rows ${fromRow}..${fromRow + dst.shape[0]} of ${src} do not fit ${dst}`);
+    }
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src.buffer, fromRow * width * 4, dst.buffer, 0, dst.byteSize);
+  }
+
   /** Submits everything recorded so far and throws the first error any op produced. */
   async flush(): Promise<void> {
     this.throwIfLost();

@@ -15,16 +15,17 @@ export interface MoeLayer {
 export type RouteObserver = (r: MoeForwardResult) => void;
 
 export class MoeBlock {
-  /** Outputs reused per token count T (prefill chunks and decode steps use a handful of sizes). */
-  private readonly outs = new Map<number, MoeForwardResult>();
+  /** Outputs reused per (token count T, slots per token): a handful of shapes over prefill and decode. */
+  private readonly outs = new Map<string, MoeForwardResult>();
 
   constructor(readonly layer: MoeLayer, public observe?: RouteObserver) {}
 
   readonly ffn: FfnBlock = (x, out) => {
-    const T = x.shape[0];
-    const prev = this.outs.get(T);
+    // the routing may change between calls (the adaptive router picks each layer's k after profiling)
+    const key = `${x.shape[0]}:${this.layer.routing.topK ?? 'dynamic'}`;
+    const prev = this.outs.get(key);
     const r = moeForward(x, this.layer.weights, { ...this.layer.routing, out: { ...prev, y: out } });
-    this.outs.set(T, r);
+    this.outs.set(key, r);
     this.observe?.(r);
   };
 

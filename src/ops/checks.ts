@@ -16,6 +16,7 @@ import { elementwiseChecks } from './elementwise.check.ts';
 import { modelChecks } from '../model/llama.check.ts';
 import { moeBlockChecks } from '../moe/block.check.ts';
 import { captureChecks } from '../methods/ladimo/capture.check.ts';
+import { qwen2moeChecks } from '../model/qwen2moe.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -34,6 +35,7 @@ export const allChecks: CheckCase[] = [
   ...modelChecks,
   ...moeBlockChecks,
   ...captureChecks,
+  ...qwen2moeChecks,
 ];
 
 export interface CheckSelection {

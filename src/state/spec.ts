@@ -41,7 +41,8 @@ export const FIELDS = [
 
 type FieldOf<K> = Extract<(typeof FIELDS)[number], { key: K }>;
 export type SpecKey = (typeof FIELDS)[number]['key'];
-export type RunSpec = { [K in SpecKey]: FieldOf<K>['type'] extends 'number' ? number : FieldOf<K>['type'] extends 'boolean' ? boolean : string };
+type ValueOf<F> = F extends { type: 'number' } ? number : F extends { type: 'boolean' } ? boolean : F extends { choices: readonly (infer C)[] } ? C : string;
+export type RunSpec = { [K in SpecKey]: ValueOf<FieldOf<K>> };
 
 export class SpecError extends Error {
   constructor(readonly where: string, detail: string) {

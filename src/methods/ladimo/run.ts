@@ -1,0 +1,194 @@
+// LaDiMo (arXiv 2408.04278) end to end, one run spec in, metrics out: capture (§4.2, §5.1) → construct
+// (§4.1) → distill (§4.2–4.3) → profile (Appendix A) → adaptive router (Appendix A, Table 1) → assemble
+// and evaluate (§5.2–5.3). Host-agnostic: files come through HostIO, the GPU is given.
+import type { Gpu } from '../../gpu/device.ts';
+import type { HostIO } from '../../cli/io.ts';
+import { openCheckpoint } from '../../model/load.ts';
+import { baseName, readText, type ByteSource } from '../../model/source.ts';
+import { LlamaModel } from '../../model/llama.ts';
+import type { Tokenizer } from '../../model/tokenizer.ts';
+import { evalWindows } from '../../eval/perplexity.ts';
+import { compareDenseMoe, throughput } from '../../eval/compare.ts';
+import { convertLayers, uploadMoeWeights, type MoeLayer } from '../../moe/block.ts';
+import type { RoutingOptions } from '../../ops/moe.ts';
+import { specLayers, type RunSpec } from '../../state/spec.ts';
+import { captureFfn } from './capture.ts';
+import { constructExperts, initRouter } from './construct.ts';
+import { distillLayer, type DistillResult } from './distill.ts';
+import { profileMaxWeights } from './profile.ts';
+import { decideRouterPolicy, type LayerPolicy } from './router-policy.ts';
+import { countParams, type MoeLayerSpec } from './params.ts';
+
+export interface LayerMetrics {
+  layer: number;
+  mse_before: number;
+  mse_final: number;
+  rel_err: number;
+  expert_load: number[];
+  policy: LayerPolicy;
+  alpha_i: number | null;
+  beta_i: number | null;
+  distill_seconds: number;
+  curve: DistillResult['curve'];
+}
+
+export interface RunMetrics {
+  layers: LayerMetrics[];
+  global: { alpha: number | null; beta: number | null };
+  model: {
+    activated_params_dense: number;
+    activated_params_moe: number;
+    activated_non_embedding_dense: number;
+    activated_non_embedding_moe: number;
+    ppl_dense: number;
+    ppl_moe: number;
+    agreement: number;
+    kl: number;
+    prefill_tokens_per_s_dense: number;
+    prefill_tokens_per_s_moe: number;
+    decode_tokens_per_s_dense: number;
+    decode_tokens_per_s_moe: number;
+  };
+  calibration_tokens: number;
+  eval_tokens: number;
+}
+
+/** The domains of a data folder: `<domain>.train.txt` / `<domain>.valid.txt`. */
+function domainFile(files: readonly ByteSource[], domain: string, split: 'train' | 'valid', folder: string): ByteSource {
+  const f = files.find((x) => baseName(x.name) === `${domain}.${split}.txt`);
+  if (!f) throw new Error(`${folder}: no ${domain}.${split}.txt (domains here: ${domains(files).join(', ')})`);
+  return f;
+}
+
+function domains(files: readonly ByteSource[]): string[] {
+  return files.map((f) => /^(.*)\.train\.txt$/.exec(baseName(f.name))?.[1]).filter((d): d is string => !!d).sort();
+}
+
+/** Calibration windows, taken round-robin across domains so even a small budget spans them all. */
+async function calibrationWindows(files: readonly ByteSource[], spec: RunSpec, tok: Tokenizer, size: number): Promise<number[][]> {
+  const names = spec['calibration.domains'] === 'all' ? domains(files) : spec['calibration.domains'].split(',').map((d) => d.trim());
+  const perDomain = Math.ceil(spec['calibration.tokens'] / size / names.length) + 1;
+  const lists = await Promise.all(names.map(async (d) => evalWindows(await readText(domainFile(files, d, 'train', spec.data)), tok, size, perDomain)));
+  const out: number[][] = [];
+  for (let i = 0; out.length * size < spec['calibration.tokens'] && lists.some((l) => i < l.length); i++) {
+    for (const l of lists) if (i < l.length) out.push(l[i]);
+  }
+  return out;
+}
+
+function routingFor(policy: LayerPolicy, alphaI: number | null, betaI: number | null, normTopK: boolean): RoutingOptions {
+  if (policy === 'dynamic') return { dynamic: { alpha: alphaI!, beta: betaI! }, normTopK };
+  return { topK: Number(policy.slice(3)), normTopK };
+}
+
+export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<RunMetrics> {
+  // ---- model and data
+  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  const model = await LlamaModel.load(gpu, ckpt.weights);
+  const c = ckpt.config;
+  const data = await io.open([spec.data]);
+  const layers = specLayers(spec, c.nLayers);
+  const window = Math.min(spec['eval.window'], model.seqLen);
+  const calib = await calibrationWindows(data, spec, ckpt.tokenizer, window);
+  const evalText = await readText(domainFile(data, spec['eval.domain'], 'valid', spec.data));
+  const evalSet = evalWindows(evalText, ckpt.tokenizer, window, spec['eval.maxWindows']);
+
+  // ---- capture (§4.2, §5.1)
+  const cap = await captureFfn(model, calib, layers, spec['calibration.tokens'], (n, total) => progress(`capture: ${n}/${total} tokens`));
+  progress(`captured ${cap.tokens} tokens for layers ${layers.join(', ')}`);
+
+  // ---- construct (§4.1) and distill (§4.2–4.3), one layer at a time
+  const E = spec['construct.experts'];
+  const trainRouting: RoutingOptions = { topK: spec['train.topK'], normTopK: spec['train.normTopK'] };
+  const moe = new Map<number, MoeLayer>();
+  const results = new Map<number, DistillResult>();
+  const specs: Record<number, MoeLayerSpec> = {};
+  for (const l of layers) {
+    const w = (n: string) => ckpt.weights.read(`model.layers.${l}.mlp.${n}.weight`);
+    const captured = cap.layers.get(l)!;
+    const sample = Math.min(cap.tokens, 4096); // statistics for co-activation and k-means: the first rows
+    const X = spec['construct.split'] === 'coactivation' || spec['construct.routerInit'] === 'kmeans'
+      ? ((await captured.x.rows(sample).read()) as Float32Array) : undefined;
+    const ex = constructExperts(
+      { H: c.dim, I: c.hiddenDim, gate_proj: await w('gate_proj'), up_proj: await w('up_proj'), down_proj: await w('down_proj') },
+      { nExperts: E, method: spec['construct.split'], seed: spec.seed + l, X },
+    );
+    const router = initRouter({ nExperts: E, H: c.dim, method: spec['construct.routerInit'], seed: spec.seed + 1000 + l, X });
+    const weights = uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim);
+    const r = await distillLayer(captured, weights, {
+      steps: spec['train.steps'], batchTokens: spec['train.batchTokens'], lr: spec['train.lr'], alpha: spec['train.alpha'],
+      routing: trainRouting, heldOut: spec['train.heldOut'], seed: spec.seed + 2000 + l,
+      onProgress: (s, n, mse) => progress(`layer ${l}: step ${s}/${n}, mse ${mse.toExponential(3)}`),
+    });
+    progress(`layer ${l}: held-out mse ${r.mseBefore.toExponential(3)} → ${r.mseFinal.toExponential(3)}, rel_err ${r.relErr.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
+    moe.set(l, { weights, routing: trainRouting });
+    results.set(l, r);
+    specs[l] = { nExperts: E, expertDim: ex.expertDim, policy: spec['train.topK'] };
+    captured.x.release();
+    captured.fx.release();
+  }
+
+  // ---- profile and decide the router (Appendix A)
+  const blocks = convertLayers(model, moe);
+  let global = { alpha: null as number | null, beta: null as number | null };
+  const decisions = new Map<number, { policy: LayerPolicy; alphaI: number | null; betaI: number | null }>();
+  if (spec['router.policy'] === 'adaptive' && layers.length) {
+    const wMax = await profileMaxWeights(model, blocks, calib.slice(0, Math.max(1, Math.ceil(8192 / window))));
+    const decided = decideRouterPolicy(layers.map((l) => wMax.get(l)!), { pU: spec['router.pU'], pE: spec['router.pE'], layers });
+    global = { alpha: decided.alpha, beta: decided.beta };
+    for (const d of decided.layers) {
+      decisions.set(d.layer, { policy: d.policy, alphaI: d.alphaI, betaI: d.betaI });
+      specs[d.layer] = { ...specs[d.layer], policy: d.policy, kShare: d.kShare };
+    }
+  } else {
+    const fixed = spec['router.policy'] === 'adaptive' ? 'top2' : spec['router.policy'];
+    for (const l of layers) {
+      decisions.set(l, { policy: fixed, alphaI: null, betaI: null });
+      specs[l] = { ...specs[l], policy: Number(fixed.slice(3)) };
+    }
+  }
+  for (const [l, d] of decisions) moe.get(l)!.routing = routingFor(d.policy, d.alphaI, d.betaI, spec['train.normTopK']);
+
+  // ---- assemble and evaluate (§5.2–5.3)
+  const useDense = () => layers.forEach((l) => model.restoreDense(l));
+  const useMoe = () => layers.forEach((l) => (model.ffn[l] = blocks.get(l)!.ffn));
+  const cmp = await compareDenseMoe(model, evalSet, useDense, useMoe, (d, n) => progress(`evaluate: window ${d}/${n}`));
+  const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], model.seqLen - spec['eval.decodeTokens']));
+  useDense();
+  const tDense = await throughput(model, tpIds, spec['eval.decodeTokens']);
+  useMoe();
+  const tMoe = await throughput(model, tpIds, spec['eval.decodeTokens']);
+  const pDense = countParams(c);
+  const pMoe = countParams(c, specs);
+  for (const b of blocks.values()) b.release();
+  for (const m of moe.values()) Object.values(m.weights).forEach((t) => t.release());
+  model.release();
+
+  return {
+    layers: layers.map((l) => {
+      const r = results.get(l)!;
+      const d = decisions.get(l)!;
+      return {
+        layer: l, mse_before: r.mseBefore, mse_final: r.mseFinal, rel_err: r.relErr, expert_load: r.expertLoad,
+        policy: d.policy, alpha_i: d.alphaI, beta_i: d.betaI, distill_seconds: r.seconds, curve: r.curve,
+      };
+    }),
+    global,
+    model: {
+      activated_params_dense: pDense.activated.total,
+      activated_params_moe: pMoe.activated.total,
+      activated_non_embedding_dense: pDense.activated.nonEmbedding,
+      activated_non_embedding_moe: pMoe.activated.nonEmbedding,
+      ppl_dense: cmp.pplDense,
+      ppl_moe: cmp.pplMoe,
+      agreement: cmp.agreement,
+      kl: cmp.kl,
+      prefill_tokens_per_s_dense: tDense.prefillTokensPerS,
+      prefill_tokens_per_s_moe: tMoe.prefillTokensPerS,
+      decode_tokens_per_s_dense: tDense.decodeTokensPerS,
+      decode_tokens_per_s_moe: tMoe.decodeTokensPerS,
+    },
+    calibration_tokens: cap.tokens,
+    eval_tokens: cmp.tokens,
+  };
+}

@@ -1,0 +1,207 @@
+// The Qwen2-MoE export (qwen2moe.ts) against the engine it came from: a random tiny LLaMA (no biases) with
+// layers 1.. converted to LaDiMo experts (construct.ts) and a random router runs the MoE forward; the
+// exported folder, read back from memory with openQwen2Moe, must give the same logits. Also: config.json
+// lists the dense layers in mlp_only_layers, the added q/k/v biases are zero, the sidecar's per-layer
+// policies route as the run did, safetensors files survive the existing parser, and malformed files are
+// named with the field at fault.
+import type { CheckCase, CheckResult } from '../ops/check.ts';
+import { TOL, relL2 } from '../ops/check.ts';
+import type { Gpu } from '../gpu/device.ts';
+import type { Rng } from '../data/rng.ts';
+import { convertLayers, uploadMoeWeights, type MoeLayer } from '../moe/block.ts';
+import { constructExperts, type SplitMethod } from '../methods/ladimo/construct.ts';
+import type { ModelConfig } from './config.ts';
+import { LlamaModel } from './llama.ts';
+import { base, randomModel } from './llama.check.ts';
+import { exportQwen2Moe, openQwen2Moe, type ExportedFile, type ExportMoeLayer, type MoePolicy } from './qwen2moe.ts';
+import { openSafetensors, parseSafetensors } from './safetensors.ts';
+import { writeSafetensors } from './safetensors-write.ts';
+import { bytesSource, type ByteSource } from './source.ts';
+import { weightIndex } from './weights.ts';
+
+const E = 4;
+const pass = (ok: boolean): number => (ok ? 0 : Infinity);
+const sources = (files: readonly ExportedFile[]): ByteSource[] => files.map((f) => bytesSource(`qwen2moe-out/${f.name}`, f.bytes));
+const parse = (files: readonly ExportedFile[], name: string): Record<string, unknown> =>
+  JSON.parse(new TextDecoder().decode(files.find((f) => f.name === name)!.bytes));
+
+interface RoundTrip {
+  label: string;
+  over: Partial<ModelConfig>;
+  method: SplitMethod;
+  /** per MoE layer 1, 2, … */
+  policies: MoePolicy[];
+  normTopK: boolean;
+  /** what config.json must say */
+  topK: number;
+  usePolicies?: boolean;
+  maxShardBytes?: number;
+}
+
+const roundTrips: RoundTrip[] = [
+  { label: 'fixed top-2, norm_topk_prob true', over: {}, method: 'contiguous', policies: [{ topK: 2 }, { topK: 2 }], normTopK: true, topK: 2 },
+  {
+    label: 'top-1, norm_topk_prob false (interleaved-RoPE source, ragged experts, sharded)',
+    over: { ropeStyle: 'interleaved', hiddenDim: 42, tiedEmbeddings: false },
+    method: 'random', policies: [{ topK: 1 }, { topK: 1 }], normTopK: false, topK: 1, maxShardBytes: 16 << 10,
+  },
+  {
+    label: "per-layer policies from moefy.json (top-1, dynamic), usePolicies",
+    over: {}, method: 'contiguous', policies: [{ topK: 1 }, { dynamic: { alpha: 0.55, beta: 0.35 } }], normTopK: true, topK: 2, usePolicies: true,
+  },
+];
+
+async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult> {
+  const c: ModelConfig = { ...base, nLayers: 1 + t.policies.length, ...t.over };
+  const { index, weights } = randomModel(c, rng);
+  const ids = Array.from({ length: 9 }, () => rng.int(c.vocabSize));
+
+  // ---- the run: layers 1.. as MoE in the engine (inserted last-first: export order must not follow the Map)
+  const host = new Map<number, ExportMoeLayer>();
+  const gpuLayers = new Map<number, MoeLayer>();
+  for (let l = c.nLayers - 1; l >= 1; l--) {
+    const w = (n: string) => weights.get(`model.layers.${l}.mlp.${n}.weight`)!;
+    const ex = constructExperts({ H: c.dim, I: c.hiddenDim, gate_proj: w('gate_proj'), up_proj: w('up_proj'), down_proj: w('down_proj') }, { nExperts: E, method: t.method, seed: l });
+    const router = rng.normals(E * c.dim, 1 / Math.sqrt(c.dim));
+    const policy = t.policies[l - 1];
+    host.set(l, { ...ex, router, E, Ie: ex.expertDim, policy, normTopK: t.normTopK });
+    gpuLayers.set(l, { weights: uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim), routing: { ...policy, normTopK: t.normTopK } });
+  }
+  const model = await LlamaModel.load(gpu, index);
+  const blocks = convertLayers(model, gpuLayers);
+  const want = (await model.forward(ids).read()) as Float32Array;
+  for (const b of blocks.values()) b.release();
+  for (const L of gpuLayers.values()) Object.values(L.weights).forEach((x) => x.release());
+  model.release();
+
+  // ---- export (MoE layers' dense mlp weights left out of the map: the exporter must not need them)
+  const dense = new Map([...weights].filter(([name]) => !/^model\.layers\.([1-9]\d*)\.mlp\./.test(name)));
+  const tokConfig = new TextEncoder().encode('{"model_max_length": 32}\n');
+  const spec = { method: 'ladimo', seed: 1234 };
+  const files = exportQwen2Moe(c, dense, host, { spec, tokenizer: [{ name: 'src-model/tokenizer_config.json', bytes: tokConfig }], maxShardBytes: t.maxShardBytes });
+
+  // ---- read back
+  const opened = await openQwen2Moe(sources(files), gpu, { usePolicies: t.usePolicies });
+  const got = (await opened.model.forward(ids).read()) as Float32Array;
+  const qkvBias = opened.model.config.qkvBias;
+  const sidecar = opened.sidecar;
+  opened.release();
+
+  const cfg = parse(files, 'config.json');
+  const mlpOnly = JSON.stringify(cfg.mlp_only_layers) === '[0]';
+  const fields =
+    cfg.model_type === 'qwen2_moe' && JSON.stringify(cfg.architectures) === '["Qwen2MoeForCausalLM"]' &&
+    cfg.num_experts === E && cfg.num_experts_per_tok === t.topK && cfg.norm_topk_prob === t.normTopK &&
+    cfg.moe_intermediate_size === host.get(1)!.Ie && cfg.intermediate_size === c.hiddenDim && cfg.decoder_sparse_step === 1 &&
+    cfg.shared_expert_intermediate_size === 1 && cfg.output_router_logits === false && cfg.tie_word_embeddings === c.tiedEmbeddings;
+  const { tensors } = await openSafetensors(sources(files));
+  const read = weightIndex(c, tensors).read;
+  let biases = qkvBias;
+  for (let l = 0; l < c.nLayers; l++) {
+    for (const p of ['q', 'k', 'v']) {
+      const b = tensors.has(`model.layers.${l}.self_attn.${p}_proj.bias`) ? await read(`model.layers.${l}.self_attn.${p}_proj.bias`) : undefined;
+      biases &&= b !== undefined && b.every((v) => v === 0);
+    }
+  }
+  let shared = true;
+  for (let l = 1; l < c.nLayers; l++) {
+    for (const n of ['shared_expert.gate_proj', 'shared_expert.up_proj', 'shared_expert.down_proj', 'shared_expert_gate']) {
+      shared &&= (await read(`model.layers.${l}.mlp.${n}.weight`)).every((v) => v === 0);
+    }
+  }
+  const policies = sidecar?.layers.map((s) => `${s.layer}:${s.policy}`).join(',') === t.policies.map((p, i) => `${i + 1}:${'topK' in p ? `top${p.topK}` : 'dynamic'}`).join(',');
+  const tok = files.find((f) => f.name === 'tokenizer_config.json');
+  const copied = tok !== undefined && tok.bytes.length === tokConfig.length && tok.bytes.every((v, i) => v === tokConfig[i]);
+  const sharded = t.maxShardBytes === undefined ? files.some((f) => f.name === 'model.safetensors') : files.some((f) => f.name === 'model.safetensors.index.json');
+  const e = relL2(got, want);
+  const outputs: Record<string, number> = {
+    'logits: read back vs engine': e,
+    'config.json mlp_only_layers = [0]': pass(mlpOnly),
+    'config.json MoE fields': pass(fields),
+    'q/k/v biases present and zero': pass(biases),
+    'shared expert all zero': pass(shared),
+    'moefy.json policies and spec': pass(policies && JSON.stringify(sidecar?.spec) === JSON.stringify(spec)),
+    'tokenizer file copied': pass(copied),
+    [t.maxShardBytes === undefined ? 'single model.safetensors' : 'sharded with index.json']: pass(sharded),
+  };
+  return { err: Math.max(...Object.values(outputs)), outputs };
+}
+
+const roundTripChecks: CheckCase[] = roundTrips.map((t) => ({
+  family: 'export',
+  name: `Qwen2-MoE folder read back = engine MoE logits: ${t.label}`,
+  tol: TOL.gemm,
+  run: (gpu, rng) => roundTrip(gpu, rng, t),
+}));
+
+const safetensorsCheck: CheckCase = {
+  family: 'export',
+  name: 'writeSafetensors: parsed back by parseSafetensors, sorted keys, header padded to 8 bytes',
+  tol: 0,
+  async run(_gpu, rng) {
+    const tensors: [string, number[], Float32Array][] = [
+      ['b.weight', [3, 5], rng.normals(15)],
+      ['a.bias', [7], rng.normals(7)],
+      ['c.scalar', [], Float32Array.of(Math.PI)],
+    ];
+    const bytes = writeSafetensors(tensors, { format: 'pt' });
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = new TextDecoder().decode(bytes.subarray(8, 8 + n));
+    const parsed = await parseSafetensors(bytesSource('roundtrip.safetensors', bytes));
+    let same = true;
+    for (const [name, shape, data] of tensors) {
+      const e = parsed.get(name);
+      const back = e && new Float32Array(bytes.slice(e.offset, e.offset + data.byteLength).buffer);
+      same &&= !!e && e.dtype === 'F32' && JSON.stringify(e.shape) === JSON.stringify(shape) && !!back && back.every((v, i) => Object.is(v, data[i]));
+    }
+    const keys = Object.keys(JSON.parse(header));
+    const outputs = {
+      'values and shapes': pass(same),
+      'header length multiple of 8, space padded': pass(n % 8 === 0 && header.trimEnd().length <= n && /^ *$/.test(header.slice(header.trimEnd().length))),
+      'keys: __metadata__, then sorted': pass(JSON.stringify(keys) === '["__metadata__","a.bias","b.weight","c.scalar"]'),
+      'data section starts 8-aligned, offsets contiguous': pass((8 + n) % 8 === 0 && parsed.get('a.bias')!.offset === 8 + n),
+    };
+    return { err: Math.max(...Object.values(outputs)), outputs };
+  },
+};
+
+const errorsCheck: CheckCase = {
+  family: 'export',
+  name: 'malformed config.json / moefy.json / weights: errors name the file and the field',
+  tol: 0,
+  async run(gpu, rng) {
+    const c: ModelConfig = { ...base, nLayers: 2 };
+    const { weights } = randomModel(c, rng);
+    const w = (n: string) => weights.get(`model.layers.1.mlp.${n}.weight`)!;
+    const ex = constructExperts({ H: c.dim, I: c.hiddenDim, gate_proj: w('gate_proj'), up_proj: w('up_proj'), down_proj: w('down_proj') }, { nExperts: E, method: 'contiguous' });
+    const host = new Map([[1, { ...ex, router: rng.normals(E * c.dim), E, Ie: ex.expertDim, policy: { topK: 2 }, normTopK: false }]]);
+    const files = exportQwen2Moe(c, weights, host);
+    const edit = (name: string, f: (j: Record<string, unknown>) => void): ExportedFile[] =>
+      files.map((x) => {
+        if (x.name !== name) return x;
+        const j = parse(files, name);
+        f(j);
+        return { name, bytes: new TextEncoder().encode(JSON.stringify(j)) };
+      });
+    const message = async (fs: ExportedFile[], usePolicies = false): Promise<string> =>
+      openQwen2Moe(sources(fs), gpu, { usePolicies }).then((m) => (m.release(), 'opened'), (e: Error) => e.message);
+    const cases: [string, ExportedFile[], string[], boolean?][] = [
+      ['num_experts not an integer', edit('config.json', (j) => (j.num_experts = 'four')), ['config.json', 'num_experts']],
+      ['model_type', edit('config.json', (j) => (j.model_type = 'llama')), ['config.json', 'model_type', 'qwen2_moe']],
+      ['mlp_only_layers out of range', edit('config.json', (j) => (j.mlp_only_layers = [0, 7])), ['config.json', 'mlp_only_layers']],
+      ['sidecar policy', edit('moefy.json', (j) => ((j.layers as Record<string, unknown>[])[0].policy = 'top9')), ['moefy.json', 'layers[0].policy'], true],
+      ['sidecar missing a layer', edit('moefy.json', (j) => (j.layers = [])), ['moefy.json', 'layers', 'MoE layer 1'], true],
+      ['expert shape', edit('config.json', (j) => (j.moe_intermediate_size = 12)), ['model.safetensors', 'experts.0.gate_proj', 'moe_intermediate_size 12']],
+      ['usePolicies without sidecar', files.filter((f) => f.name !== 'moefy.json'), ['moefy.json', 'usePolicies'], true],
+    ];
+    const outputs: Record<string, number> = {};
+    for (const [label, fs, words, usePolicies] of cases) {
+      const m = await message(fs, usePolicies);
+      outputs[label] = pass(words.every((x) => m.includes(x)));
+    }
+    outputs['clean folder opens'] = pass((await message(files)) === 'opened');
+    return { err: Math.max(...Object.values(outputs)), outputs };
+  },
+};
+
+export const qwen2moeChecks: CheckCase[] = [safetensorsCheck, ...roundTripChecks, errorsCheck];
