@@ -3,7 +3,9 @@
 // twice (throughput aside, which is a measurement of time).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTask } from '../src/cli/host.ts';
 import { parseSpec } from '../src/state/spec.ts';
@@ -18,9 +20,9 @@ function spec() {
   return { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus`, 'train.steps': 40, 'eval.maxWindows': 2 };
 }
 
-async function run(): Promise<RunMetrics> {
-  const s = spec();
-  return runTask('run', s, () => {}, [s.model, s.tokenizer, s.data]);
+async function run(exportDir = ''): Promise<RunMetrics> {
+  const s = { ...spec(), 'export.dir': exportDir };
+  return runTask('run', s, () => {}, [s.model, s.tokenizer, s.data, ...(exportDir ? [exportDir] : [])]);
 }
 
 const timing = new Set(['prefill_tokens_per_s_dense', 'prefill_tokens_per_s_moe', 'decode_tokens_per_s_dense', 'decode_tokens_per_s_moe', 'distill_seconds']);
@@ -31,8 +33,14 @@ function numbers(x: unknown, path = '', out = new Map<string, number>()): Map<st
   return out;
 }
 
-test('LaDiMo run on stories260K: every stage, and the same metrics twice', { skip }, async () => {
-  const a = await run();
+test('LaDiMo run on stories260K: every stage, the Qwen2-MoE export, and the same metrics twice', { skip }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'moefy-export-'));
+  const a = await run(out);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.model_type, 'qwen2_moe');
+  assert.deepEqual(config.mlp_only_layers, [0, 1, 2]);
+  const sidecar = JSON.parse(readFileSync(join(out, 'moefy.json'), 'utf8'));
+  assert.deepEqual(sidecar.layers.map((l: { policy: string }) => l.policy), a.layers.map((l) => l.policy));
   assert.equal(a.layers.length, 2);
   for (const l of a.layers) {
     assert.ok(l.mse_final < l.mse_before, `layer ${l.layer}: held-out mse ${l.mse_before} → ${l.mse_final}`);

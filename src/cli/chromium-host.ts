@@ -4,12 +4,12 @@
 // SwiftShader is solid. So on machines whose only adapter is SwiftShader the CLI runs the same engine
 // bundle in a page; on real GPUs it stays on Dawn in Node.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import { open, writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { TaskName } from './tasks.ts';
-import { listFiles } from './io-node.ts';
+import { listFiles, nodeIO } from './io-node.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.ts';
 
 export { CHROMIUM, CHROMIUM_ARGS };
@@ -45,11 +45,15 @@ async function bundleTasks(): Promise<string> {
 }
 
 /** Serves the page, and the named paths' files for HostIO (/ls lists, /fs serves byte ranges); nothing else. */
+/** Whether `path` is one of `allowed` or inside one of them. */
+function permitted(allowed: readonly string[], path: string): boolean {
+  const p = resolve(path);
+  return allowed.map((a) => resolve(a)).some((r) => p === r || p.startsWith(r + sep));
+}
+
 function serve(files: Record<string, [string, string]>, allowed: readonly string[]): Promise<Server> {
-  const roots = allowed.map((p) => resolve(p));
-  const permitted = (p: string) => roots.some((r) => p === r || p.startsWith(r + sep));
   const server = createServer((req, res) => {
-    handle(req, res, files, permitted).catch((e) => {
+    handle(req, res, files, (p) => permitted(allowed, p)).catch((e) => {
       res.statusCode = 500;
       res.end(String((e as Error).message));
     });
@@ -105,8 +109,8 @@ export async function runInChromium<T>(name: TaskName, args: unknown, progress: 
     const page = await browser.newPage();
     await page.exposeFunction('__moefyProgress', progress);
     await page.exposeFunction('__moefyWrite', async (path: string, base64: string) => {
-      if (!paths.map((p) => resolve(p)).includes(resolve(path))) throw new Error(`${path}: not an output path of this command`);
-      await writeFile(path, Buffer.from(base64, 'base64'));
+      if (!permitted(paths, path)) throw new Error(`${path}: not an output path of this command`);
+      await nodeIO.write(path, Buffer.from(base64, 'base64'));
     });
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;

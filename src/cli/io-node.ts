@@ -1,5 +1,6 @@
 // HostIO on Node's filesystem (the Dawn host, and tasks that need no GPU).
-import { stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileSourceNode, openDirNode } from '../model/source-node.ts';
 import type { ByteSource } from '../model/source.ts';
 import type { HostIO } from './io.ts';
@@ -15,6 +16,7 @@ export const nodeIO: HostIO = {
     return out;
   },
   async write(path, bytes) {
+    await mkdir(dirname(path), { recursive: true });
     await writeFile(path, bytes);
   },
 };

@@ -187,7 +187,7 @@ async function runCommand(argv: string[]): Promise<number> {
   }
   if (!spec.model || !spec.data) throw new UsageError(`${file}: the spec names no model or data (or pass --model and --data)`);
   const json_ = f.bool.has('json');
-  const paths = [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])];
+  const paths = [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : []), ...(spec['export.dir'] ? [spec['export.dir']] : [])];
   const m = await runTask('run', spec, (msg) => console.error(msg), paths);
   if (json_) console.log(JSON.stringify({ spec, metrics: m }, null, 2));
   else {

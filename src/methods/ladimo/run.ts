@@ -18,6 +18,9 @@ import { distillLayer, type DistillResult } from './distill.ts';
 import { profileMaxWeights } from './profile.ts';
 import { decideRouterPolicy, type LayerPolicy } from './router-policy.ts';
 import { countParams, type MoeLayerSpec } from './params.ts';
+import { readAllWeights } from '../../model/export.ts';
+import { exportQwen2Moe, type ExportMoeLayer } from '../../model/qwen2moe.ts';
+import { specToJson } from '../../state/spec.ts';
 
 export interface LayerMetrics {
   layer: number;
@@ -83,7 +86,8 @@ function routingFor(policy: LayerPolicy, alphaI: number | null, betaI: number | 
 
 export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<RunMetrics> {
   // ---- model and data
-  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
+  const ckpt = await openCheckpoint(modelFiles);
   const model = await LlamaModel.load(gpu, ckpt.weights);
   const c = ckpt.config;
   const data = await io.open([spec.data]);
@@ -160,6 +164,28 @@ export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (
   const tMoe = await throughput(model, tpIds, spec['eval.decodeTokens']);
   const pDense = countParams(c);
   const pMoe = countParams(c, specs);
+
+  // ---- export (a Qwen2-MoE folder stock transformers loads, per-layer policies in moefy.json)
+  if (spec['export.dir']) {
+    const layersOut = new Map<number, ExportMoeLayer>();
+    for (const [l, m] of moe) {
+      const d = decisions.get(l)!;
+      const [router, gate_proj, up_proj, down_proj] = (await Promise.all([m.weights.router, m.weights.gate_proj, m.weights.up_proj, m.weights.down_proj].map((t) => t.read()))) as Float32Array[];
+      layersOut.set(l, {
+        router, gate_proj, up_proj, down_proj, E, Ie: m.weights.gate_proj.shape[1],
+        policy: m.routing.dynamic ? { dynamic: m.routing.dynamic } : { topK: m.routing.topK! },
+        normTopK: spec['train.normTopK'], alphaI: d.alphaI ?? undefined, betaI: d.betaI ?? undefined,
+      });
+    }
+    const tokenizer = await Promise.all(
+      modelFiles.filter((f) => ['tokenizer.json', 'tokenizer_config.json'].includes(baseName(f.name))).map(async (f) => ({ name: baseName(f.name), bytes: await f.read(0, f.size) })),
+    );
+    for (const f of exportQwen2Moe(c, await readAllWeights(ckpt), layersOut, { spec: specToJson(spec), tokenizer })) {
+      await io.write(`${spec['export.dir']}/${f.name}`, f.bytes);
+    }
+    progress(`exported the MoE model to ${spec['export.dir']}`);
+  }
+
   for (const b of blocks.values()) b.release();
   for (const m of moe.values()) Object.values(m.weights).forEach((t) => t.release());
   model.release();
