@@ -3,6 +3,7 @@ import { runTask } from './host.ts';
 import { nodeIO } from './io-node.ts';
 import { readFile } from 'node:fs/promises';
 import { parseSpec } from '../state/spec.ts';
+import type { SweepPoint, SweepReport } from '../methods/ladimo/sweep.ts';
 import type { CheckReport } from '../ops/check.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
@@ -29,6 +30,9 @@ usage:
   moefy run SPEC.json [--model PATH] [--data DIR] [--json]
       every stage of the spec's method (LaDiMo: capture, construct, distill, profile, route, evaluate)
       and its metrics; --model and --data override the spec's sources
+  moefy sweep SPEC.json [--model PATH] [--data DIR] [--json]
+      the accuracy–throughput curve over m = 0 … L converted layers, single-layer sensitivity, and fixed
+      top-k vs the adaptive router for two expert constructions, with the Pareto front marked
 
 environment:
   MOEFY_HOST=dawn|chromium   where GPU work runs (default: Dawn in Node; headless Chromium when the
@@ -93,7 +97,7 @@ export async function main(argv: string[]): Promise<number> {
       else console.log(`\n${res.suite} suite on ${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
       return 0;
     }
-    if (group === 'run') return await runCommand(argv.slice(1));
+    if (group === 'run' || group === 'sweep') return await runCommand(group, argv.slice(1));
     if (group === 'generate' || group === 'logits' || group === 'ppl' || group === 'export') return await modelCommand(group, argv.slice(1));
     if (!group || group === 'help' || argv.includes('--help')) {
       console.log(USAGE);
@@ -167,10 +171,10 @@ async function modelCommand(cmd: 'generate' | 'logits' | 'ppl' | 'export', argv:
   return 0;
 }
 
-async function runCommand(argv: string[]): Promise<number> {
+async function runCommand(cmd: 'run' | 'sweep', argv: string[]): Promise<number> {
   const f = parse(argv, ['model', 'data', 'tokenizer']);
   const [file] = f.positional;
-  if (!file) throw new UsageError('moefy run needs a SPEC.json');
+  if (!file) throw new UsageError(`moefy ${cmd} needs a SPEC.json`);
   const text = await readFile(file, 'utf8').catch(() => {
     throw new UsageError(`${file}: cannot read the spec`);
   });
@@ -188,7 +192,14 @@ async function runCommand(argv: string[]): Promise<number> {
   if (!spec.model || !spec.data) throw new UsageError(`${file}: the spec names no model or data (or pass --model and --data)`);
   const json_ = f.bool.has('json');
   const paths = [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : []), ...(spec['export.dir'] ? [spec['export.dir']] : [])];
-  const m = await runTask('run', spec, (msg) => console.error(msg), paths);
+  const log = (msg: string) => console.error(msg);
+  if (cmd === 'sweep') {
+    const r = await runTask('sweep', spec, log, paths);
+    if (json_) console.log(JSON.stringify({ spec, sweep: r }, null, 2));
+    else printSweep(r);
+    return 0;
+  }
+  const m = await runTask('run', spec, log, paths);
   if (json_) console.log(JSON.stringify({ spec, metrics: m }, null, 2));
   else {
     for (const l of m.layers) {
@@ -200,4 +211,16 @@ async function runCommand(argv: string[]): Promise<number> {
     console.log(`prefill ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
   }
   return 0;
+}
+
+function printSweep(r: SweepReport): void {
+  const row = (p: SweepPoint) =>
+    `ppl ${p.ppl_moe.toFixed(3)} (${(p.ppl_moe / p.ppl_dense).toFixed(3)}× dense)  agreement ${p.agreement.toFixed(3)}  KL ${p.kl.toFixed(4)}  ` +
+    `activated ${(100 * p.activated_non_embedding_moe / p.activated_non_embedding_dense).toFixed(1)}%  prefill ${(100 * p.prefill_tokens_per_s_moe / p.prefill_tokens_per_s_dense).toFixed(0)}% of dense  [${p.policies.join(' ')}]`;
+  console.log('accuracy–throughput curve (last m layers converted):');
+  for (const p of r.curve) console.log(`  m=${p.m}  ${row(p)}`);
+  console.log('single-layer sensitivity:');
+  for (const p of r.sensitivity) console.log(`  layer ${p.layer}  ${row(p)}`);
+  console.log('routers × constructions (* on the perplexity / activated-parameter Pareto front):');
+  for (const p of r.comparison) console.log(`  ${p.pareto ? '*' : ' '} ${p.construction}, ${p.router.padEnd(8)} ${row(p)}`);
 }

@@ -8,6 +8,7 @@ import { runBench, type BenchArgs, type BenchRow } from '../ops/bench.ts';
 import type { HostIO } from './io.ts';
 import { generate, logits, ppl } from './model-tasks.ts';
 import { runLadimo } from '../methods/ladimo/run.ts';
+import { sweepLadimo } from '../methods/ladimo/sweep.ts';
 import type { RunSpec } from '../state/spec.ts';
 
 export type Progress = (message: string) => void;
@@ -33,7 +34,12 @@ async function run(gpu: Gpu, spec: RunSpec, progress: Progress, io: HostIO) {
   return runLadimo(gpu, spec, io, progress);
 }
 
-export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run } satisfies Record<string, Task>;
+/** `moefy sweep`: the accuracy–throughput curve, single-layer sensitivity, routers × constructions. */
+async function sweep(gpu: Gpu, spec: RunSpec, progress: Progress, io: HostIO) {
+  return sweepLadimo(gpu, spec, io, progress);
+}
+
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run, sweep } satisfies Record<string, Task>;
 
 /** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
 type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;

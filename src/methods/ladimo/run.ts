@@ -1,6 +1,8 @@
 // LaDiMo (arXiv 2408.04278) end to end, one run spec in, metrics out: capture (§4.2, §5.1) → construct
 // (§4.1) → distill (§4.2–4.3) → profile (Appendix A) → adaptive router (Appendix A, Table 1) → assemble
-// and evaluate (§5.2–5.3). Host-agnostic: files come through HostIO, the GPU is given.
+// and evaluate (§5.2–5.3) → export. Host-agnostic: files come through HostIO, the GPU is given.
+// The stages are functions over a RunContext, so a sweep (sweep.ts) distils once and evaluates many
+// layer sets and policies.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { openCheckpoint } from '../../model/load.ts';
@@ -21,6 +23,9 @@ import { countParams, type MoeLayerSpec } from './params.ts';
 import { readAllWeights } from '../../model/export.ts';
 import { exportQwen2Moe, type ExportMoeLayer } from '../../model/qwen2moe.ts';
 import { specToJson } from '../../state/spec.ts';
+import type { CaptureResult } from './capture.ts';
+import type { Checkpoint } from '../../model/weights.ts';
+import type { MoeBlock } from '../../moe/block.ts';
 
 export interface LayerMetrics {
   layer: number;
@@ -84,122 +89,138 @@ function routingFor(policy: LayerPolicy, alphaI: number | null, betaI: number | 
   return { topK: Number(policy.slice(3)), normTopK };
 }
 
-export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<RunMetrics> {
-  // ---- model and data
+/** What every stage shares: the model, its checkpoint, the data, the captured FFN pairs. */
+export interface RunContext {
+  gpu: Gpu;
+  spec: RunSpec;
+  ckpt: Checkpoint;
+  modelFiles: ByteSource[];
+  model: LlamaModel;
+  calib: number[][];
+  evalSet: number[][];
+  capture: CaptureResult;
+  /** the captured layers */
+  layers: number[];
+  progress: (m: string) => void;
+}
+
+/** A layer's distilled MoE block. */
+export interface DistilledLayer {
+  layer: MoeLayer;
+  result: DistillResult;
+  expertDim: number;
+}
+
+/** Model and data in, FFN pairs of the layers `layersOf(nLayers)` names captured (§4.2, §5.1). */
+export async function prepare(gpu: Gpu, spec: RunSpec, io: HostIO, layersOf: (nLayers: number) => number[], progress: (m: string) => void): Promise<RunContext> {
   const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
   const ckpt = await openCheckpoint(modelFiles);
+  const layers = layersOf(ckpt.config.nLayers);
   const model = await LlamaModel.load(gpu, ckpt.weights);
-  const c = ckpt.config;
   const data = await io.open([spec.data]);
-  const layers = specLayers(spec, c.nLayers);
   const window = Math.min(spec['eval.window'], model.seqLen);
   const calib = await calibrationWindows(data, spec, ckpt.tokenizer, window);
   const evalText = await readText(domainFile(data, spec['eval.domain'], 'valid', spec.data));
   const evalSet = evalWindows(evalText, ckpt.tokenizer, window, spec['eval.maxWindows']);
+  const capture = await captureFfn(model, calib, layers, spec['calibration.tokens'], (n, total) => progress(`capture: ${n}/${total} tokens`));
+  progress(`captured ${capture.tokens} tokens for layers ${layers.join(', ')}`);
+  return { gpu, spec, ckpt, modelFiles, model, calib, evalSet, capture, layers, progress };
+}
 
-  // ---- capture (§4.2, §5.1)
-  const cap = await captureFfn(model, calib, layers, spec['calibration.tokens'], (n, total) => progress(`capture: ${n}/${total} tokens`));
-  progress(`captured ${cap.tokens} tokens for layers ${layers.join(', ')}`);
-
-  // ---- construct (§4.1) and distill (§4.2–4.3), one layer at a time
+/** Construct (§4.1) and distill (§4.2–4.3) each layer alone, with the spec's construction overridden by `construct`. */
+export async function distillLayers(
+  ctx: RunContext,
+  layers: readonly number[],
+  construct: { split: RunSpec['construct.split']; routerInit: RunSpec['construct.routerInit'] } = { split: ctx.spec['construct.split'], routerInit: ctx.spec['construct.routerInit'] },
+): Promise<Map<number, DistilledLayer>> {
+  const { spec, ckpt, gpu } = ctx;
+  const c = ckpt.config;
   const E = spec['construct.experts'];
-  const trainRouting: RoutingOptions = { topK: spec['train.topK'], normTopK: spec['train.normTopK'] };
-  const moe = new Map<number, MoeLayer>();
-  const results = new Map<number, DistillResult>();
-  const specs: Record<number, MoeLayerSpec> = {};
+  const routing: RoutingOptions = { topK: spec['train.topK'], normTopK: spec['train.normTopK'] };
+  const out = new Map<number, DistilledLayer>();
   for (const l of layers) {
     const w = (n: string) => ckpt.weights.read(`model.layers.${l}.mlp.${n}.weight`);
-    const captured = cap.layers.get(l)!;
-    const sample = Math.min(cap.tokens, 4096); // statistics for co-activation and k-means: the first rows
-    const X = spec['construct.split'] === 'coactivation' || spec['construct.routerInit'] === 'kmeans'
-      ? ((await captured.x.rows(sample).read()) as Float32Array) : undefined;
+    const captured = ctx.capture.layers.get(l);
+    if (!captured) throw new Error(`distill: layer ${l} was not captured`);
+    const sample = Math.min(ctx.capture.tokens, 4096); // statistics for co-activation and k-means: the first rows
+    const X = construct.split === 'coactivation' || construct.routerInit === 'kmeans' ? ((await captured.x.rows(sample).read()) as Float32Array) : undefined;
     const ex = constructExperts(
       { H: c.dim, I: c.hiddenDim, gate_proj: await w('gate_proj'), up_proj: await w('up_proj'), down_proj: await w('down_proj') },
-      { nExperts: E, method: spec['construct.split'], seed: spec.seed + l, X },
+      { nExperts: E, method: construct.split, seed: spec.seed + l, X },
     );
-    const router = initRouter({ nExperts: E, H: c.dim, method: spec['construct.routerInit'], seed: spec.seed + 1000 + l, X });
+    const router = initRouter({ nExperts: E, H: c.dim, method: construct.routerInit, seed: spec.seed + 1000 + l, X });
     const weights = uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim);
-    const r = await distillLayer(captured, weights, {
+    const result = await distillLayer(captured, weights, {
       steps: spec['train.steps'], batchTokens: spec['train.batchTokens'], lr: spec['train.lr'], alpha: spec['train.alpha'],
-      routing: trainRouting, heldOut: spec['train.heldOut'], seed: spec.seed + 2000 + l,
-      onProgress: (s, n, mse) => progress(`layer ${l}: step ${s}/${n}, mse ${mse.toExponential(3)}`),
+      routing, heldOut: spec['train.heldOut'], seed: spec.seed + 2000 + l,
+      onProgress: (s, n, mse) => ctx.progress(`layer ${l}: step ${s}/${n}, mse ${mse.toExponential(3)}`),
     });
-    progress(`layer ${l}: held-out mse ${r.mseBefore.toExponential(3)} → ${r.mseFinal.toExponential(3)}, rel_err ${r.relErr.toFixed(4)}, ${r.seconds.toFixed(1)} s`);
-    moe.set(l, { weights, routing: trainRouting });
-    results.set(l, r);
-    specs[l] = { nExperts: E, expertDim: ex.expertDim, policy: spec['train.topK'] };
-    captured.x.release();
-    captured.fx.release();
+    ctx.progress(`layer ${l}: held-out mse ${result.mseBefore.toExponential(3)} → ${result.mseFinal.toExponential(3)}, rel_err ${result.relErr.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
+    out.set(l, { layer: { weights, routing }, result, expertDim: ex.expertDim });
   }
+  return out;
+}
 
-  // ---- profile and decide the router (Appendix A)
+export interface Evaluation {
+  policies: Map<number, { policy: LayerPolicy; alphaI: number | null; betaI: number | null }>;
+  global: { alpha: number | null; beta: number | null };
+  model: RunMetrics['model'];
+  evalTokens: number;
+}
+
+/**
+ * Converts `layers` to their distilled blocks, decides each one's routing (Appendix A, Table 1 for
+ * 'adaptive'), and scores the assembled model against the dense one (§5.2–5.3). The model is left
+ * with those layers converted and the blocks returned; `restore()` puts the dense FFNs back.
+ */
+export async function evaluate(
+  ctx: RunContext,
+  distilled: ReadonlyMap<number, DistilledLayer>,
+  layers: readonly number[],
+  policy: RunSpec['router.policy'],
+): Promise<Evaluation & { blocks: Map<number, MoeBlock>; restore: () => void }> {
+  const { spec, model } = ctx;
+  const c = ctx.ckpt.config;
+  const moe = new Map(layers.map((l) => [l, distilled.get(l)!.layer] as const));
+  for (const m of moe.values()) m.routing = { topK: spec['train.topK'], normTopK: spec['train.normTopK'] };
   const blocks = convertLayers(model, moe);
+  const specs: Record<number, MoeLayerSpec> = {};
+  const policies = new Map<number, { policy: LayerPolicy; alphaI: number | null; betaI: number | null }>();
   let global = { alpha: null as number | null, beta: null as number | null };
-  const decisions = new Map<number, { policy: LayerPolicy; alphaI: number | null; betaI: number | null }>();
-  if (spec['router.policy'] === 'adaptive' && layers.length) {
-    const wMax = await profileMaxWeights(model, blocks, calib.slice(0, Math.max(1, Math.ceil(8192 / window))));
-    const decided = decideRouterPolicy(layers.map((l) => wMax.get(l)!), { pU: spec['router.pU'], pE: spec['router.pE'], layers });
+  if (policy === 'adaptive' && layers.length) {
+    const window = ctx.evalSet[0]?.length ?? spec['eval.window'];
+    const wMax = await profileMaxWeights(model, blocks, ctx.calib.slice(0, Math.max(1, Math.ceil(8192 / window))));
+    const decided = decideRouterPolicy(layers.map((l) => wMax.get(l)!), { pU: spec['router.pU'], pE: spec['router.pE'], layers: [...layers] });
     global = { alpha: decided.alpha, beta: decided.beta };
     for (const d of decided.layers) {
-      decisions.set(d.layer, { policy: d.policy, alphaI: d.alphaI, betaI: d.betaI });
-      specs[d.layer] = { ...specs[d.layer], policy: d.policy, kShare: d.kShare };
+      policies.set(d.layer, { policy: d.policy, alphaI: d.alphaI, betaI: d.betaI });
+      specs[d.layer] = { nExperts: spec['construct.experts'], expertDim: distilled.get(d.layer)!.expertDim, policy: d.policy, kShare: d.kShare };
     }
   } else {
-    const fixed = spec['router.policy'] === 'adaptive' ? 'top2' : spec['router.policy'];
+    const fixed = policy === 'adaptive' ? 'top2' : policy;
     for (const l of layers) {
-      decisions.set(l, { policy: fixed, alphaI: null, betaI: null });
-      specs[l] = { ...specs[l], policy: Number(fixed.slice(3)) };
+      policies.set(l, { policy: fixed, alphaI: null, betaI: null });
+      specs[l] = { nExperts: spec['construct.experts'], expertDim: distilled.get(l)!.expertDim, policy: Number(fixed.slice(3)) };
     }
   }
-  for (const [l, d] of decisions) moe.get(l)!.routing = routingFor(d.policy, d.alphaI, d.betaI, spec['train.normTopK']);
+  for (const [l, d] of policies) moe.get(l)!.routing = routingFor(d.policy, d.alphaI, d.betaI, spec['train.normTopK']);
 
-  // ---- assemble and evaluate (§5.2–5.3)
   const useDense = () => layers.forEach((l) => model.restoreDense(l));
   const useMoe = () => layers.forEach((l) => (model.ffn[l] = blocks.get(l)!.ffn));
-  const cmp = await compareDenseMoe(model, evalSet, useDense, useMoe, (d, n) => progress(`evaluate: window ${d}/${n}`));
-  const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], model.seqLen - spec['eval.decodeTokens']));
+  const cmp = await compareDenseMoe(model, ctx.evalSet, useDense, useMoe, (d, n) => ctx.progress(`evaluate: window ${d}/${n}`));
+  const tpIds = ctx.calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], model.seqLen - spec['eval.decodeTokens']));
   useDense();
   const tDense = await throughput(model, tpIds, spec['eval.decodeTokens']);
   useMoe();
   const tMoe = await throughput(model, tpIds, spec['eval.decodeTokens']);
   const pDense = countParams(c);
   const pMoe = countParams(c, specs);
-
-  // ---- export (a Qwen2-MoE folder stock transformers loads, per-layer policies in moefy.json)
-  if (spec['export.dir']) {
-    const layersOut = new Map<number, ExportMoeLayer>();
-    for (const [l, m] of moe) {
-      const d = decisions.get(l)!;
-      const [router, gate_proj, up_proj, down_proj] = (await Promise.all([m.weights.router, m.weights.gate_proj, m.weights.up_proj, m.weights.down_proj].map((t) => t.read()))) as Float32Array[];
-      layersOut.set(l, {
-        router, gate_proj, up_proj, down_proj, E, Ie: m.weights.gate_proj.shape[1],
-        policy: m.routing.dynamic ? { dynamic: m.routing.dynamic } : { topK: m.routing.topK! },
-        normTopK: spec['train.normTopK'], alphaI: d.alphaI ?? undefined, betaI: d.betaI ?? undefined,
-      });
-    }
-    const tokenizer = await Promise.all(
-      modelFiles.filter((f) => ['tokenizer.json', 'tokenizer_config.json'].includes(baseName(f.name))).map(async (f) => ({ name: baseName(f.name), bytes: await f.read(0, f.size) })),
-    );
-    for (const f of exportQwen2Moe(c, await readAllWeights(ckpt), layersOut, { spec: specToJson(spec), tokenizer })) {
-      await io.write(`${spec['export.dir']}/${f.name}`, f.bytes);
-    }
-    progress(`exported the MoE model to ${spec['export.dir']}`);
-  }
-
-  for (const b of blocks.values()) b.release();
-  for (const m of moe.values()) Object.values(m.weights).forEach((t) => t.release());
-  model.release();
-
+  const restore = () => {
+    useDense();
+    for (const b of blocks.values()) b.release();
+  };
   return {
-    layers: layers.map((l) => {
-      const r = results.get(l)!;
-      const d = decisions.get(l)!;
-      return {
-        layer: l, mse_before: r.mseBefore, mse_final: r.mseFinal, rel_err: r.relErr, expert_load: r.expertLoad,
-        policy: d.policy, alpha_i: d.alphaI, beta_i: d.betaI, distill_seconds: r.seconds, curve: r.curve,
-      };
-    }),
-    global,
+    policies, global, blocks, restore, evalTokens: cmp.tokens,
     model: {
       activated_params_dense: pDense.activated.total,
       activated_params_moe: pMoe.activated.total,
@@ -214,7 +235,58 @@ export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (
       decode_tokens_per_s_dense: tDense.decodeTokensPerS,
       decode_tokens_per_s_moe: tMoe.decodeTokensPerS,
     },
-    calibration_tokens: cap.tokens,
-    eval_tokens: cmp.tokens,
+  };
+}
+
+/** Writes the converted layers as a Qwen2-MoE folder stock transformers loads, per-layer policies in moefy.json. */
+async function exportRun(ctx: RunContext, distilled: ReadonlyMap<number, DistilledLayer>, ev: Evaluation, io: HostIO): Promise<void> {
+  const { spec } = ctx;
+  const layersOut = new Map<number, ExportMoeLayer>();
+  for (const [l, d] of ev.policies) {
+    const m = distilled.get(l)!.layer;
+    const [router, gate_proj, up_proj, down_proj] = (await Promise.all([m.weights.router, m.weights.gate_proj, m.weights.up_proj, m.weights.down_proj].map((t) => t.read()))) as Float32Array[];
+    layersOut.set(l, {
+      router, gate_proj, up_proj, down_proj, E: m.weights.router.shape[0], Ie: m.weights.gate_proj.shape[1],
+      policy: m.routing.dynamic ? { dynamic: m.routing.dynamic } : { topK: m.routing.topK! },
+      normTopK: spec['train.normTopK'], alphaI: d.alphaI ?? undefined, betaI: d.betaI ?? undefined,
+    });
+  }
+  const tokenizer = await Promise.all(
+    ctx.modelFiles.filter((f) => ['tokenizer.json', 'tokenizer_config.json'].includes(baseName(f.name))).map(async (f) => ({ name: baseName(f.name), bytes: await f.read(0, f.size) })),
+  );
+  for (const f of exportQwen2Moe(ctx.ckpt.config, await readAllWeights(ctx.ckpt), layersOut, { spec: specToJson(spec), tokenizer })) {
+    await io.write(`${spec['export.dir']}/${f.name}`, f.bytes);
+  }
+  ctx.progress(`exported the MoE model to ${spec['export.dir']}`);
+}
+
+/** Frees everything a run holds on the GPU. */
+export function releaseRun(ctx: RunContext, distilled: Iterable<ReadonlyMap<number, DistilledLayer>>): void {
+  for (const d of distilled) for (const { layer } of d.values()) Object.values(layer.weights).forEach((t) => t.release());
+  for (const c of ctx.capture.layers.values()) [c.x, c.fx].forEach((t) => t.release());
+  ctx.model.release();
+}
+
+export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<RunMetrics> {
+  const ctx = await prepare(gpu, spec, io, (n) => specLayers(spec, n), progress);
+  const layers = ctx.layers;
+  const distilled = await distillLayers(ctx, layers);
+  const ev = await evaluate(ctx, distilled, layers, spec['router.policy']);
+  if (spec['export.dir']) await exportRun(ctx, distilled, ev, io);
+  ev.restore();
+  releaseRun(ctx, [distilled]);
+  return {
+    layers: layers.map((l) => {
+      const r = distilled.get(l)!.result;
+      const d = ev.policies.get(l)!;
+      return {
+        layer: l, mse_before: r.mseBefore, mse_final: r.mseFinal, rel_err: r.relErr, expert_load: r.expertLoad,
+        policy: d.policy, alpha_i: d.alphaI, beta_i: d.betaI, distill_seconds: r.seconds, curve: r.curve,
+      };
+    }),
+    global: ev.global,
+    model: ev.model,
+    calibration_tokens: ctx.capture.tokens,
+    eval_tokens: ev.evalTokens,
   };
 }
