@@ -59,3 +59,17 @@ test('LaDiMo run on stories260K: every stage, the Qwen2-MoE export, and the same
     assert.ok(Math.abs(v - w) <= 1e-6 * Math.max(1, Math.abs(v)), `${k}: ${v} then ${w}`);
   }
 });
+
+test('LaDiMo run resumes from its checkpoints and refuses another run\'s', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moefy-ckpt-'));
+  const s = { ...spec(), 'checkpoint.dir': dir };
+  const paths = [s.model, s.tokenizer, s.data, dir];
+  const lines: string[] = [];
+  const first = await runTask('run', s, () => {}, paths);
+  const again = await runTask('run', s, (m) => lines.push(m), paths);
+  assert.ok(lines.some((m) => /distilled block loaded/.test(m)), 'the second run loads the distilled layers');
+  assert.ok(!lines.some((m) => /^capture: /.test(m)), 'the second run does not capture again');
+  const [na, nb] = [numbers(first), numbers(again)];
+  for (const [k, v] of na) assert.ok(Math.abs(v - nb.get(k)!) <= 1e-6 * Math.max(1, Math.abs(v)), `${k}: ${v} then ${nb.get(k)}`);
+  await assert.rejects(runTask('run', { ...s, 'train.steps': 41 }, () => {}, paths), /holds checkpoints of another run \(its train\.steps is 40, this spec's is 41\)/);
+});

@@ -36,6 +36,7 @@ export const FIELDS = [
   { key: 'eval.maxWindows', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
   { key: 'eval.throughputTokens', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },
   { key: 'eval.decodeTokens', type: 'number', default: 64, min: 0, int: true, doc: 'decode steps for tokens/s' },
+  { key: 'checkpoint.dir', type: 'string', default: '', doc: 'save captured activations and distilled layers here so an interrupted run resumes (empty: no checkpoints)' },
   { key: 'export.dir', type: 'string', default: '', doc: 'write the MoE model here as a Hugging Face Qwen2-MoE folder with a moefy.json sidecar (empty: no export)' },
   { key: 'seed', type: 'number', default: 0, min: 0, int: true, doc: 'seeds every random choice of the run' },
 ] as const satisfies readonly Field[];

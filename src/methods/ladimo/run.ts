@@ -26,6 +26,8 @@ import { specToJson } from '../../state/spec.ts';
 import type { CaptureResult } from './capture.ts';
 import type { Checkpoint } from '../../model/weights.ts';
 import type { MoeBlock } from '../../moe/block.ts';
+import { RunCheckpoint } from './checkpoint.ts';
+import type { CapturedLayer } from './capture.ts';
 
 export interface LayerMetrics {
   layer: number;
@@ -101,6 +103,8 @@ export interface RunContext {
   capture: CaptureResult;
   /** the captured layers */
   layers: number[];
+  /** where stages save and resume from (spec checkpoint.dir), if anywhere */
+  checkpoint: RunCheckpoint | null;
   progress: (m: string) => void;
 }
 
@@ -122,9 +126,41 @@ export async function prepare(gpu: Gpu, spec: RunSpec, io: HostIO, layersOf: (nL
   const calib = await calibrationWindows(data, spec, ckpt.tokenizer, window);
   const evalText = await readText(domainFile(data, spec['eval.domain'], 'valid', spec.data));
   const evalSet = evalWindows(evalText, ckpt.tokenizer, window, spec['eval.maxWindows']);
-  const capture = await captureFfn(model, calib, layers, spec['calibration.tokens'], (n, total) => progress(`capture: ${n}/${total} tokens`));
+  const checkpoint = spec['checkpoint.dir'] ? await RunCheckpoint.open(io, spec) : null;
+  const capture = (await loadCapture(gpu, checkpoint, layers)) ?? (await captureFfn(model, calib, layers, spec['calibration.tokens'], eta('capture', progress)));
+  if (checkpoint) for (const c of capture.layers.values()) await checkpoint.saveTensors(`capture-${c.layer}`, { x: c.x, fx: c.fx }, { tokens: capture.tokens });
   progress(`captured ${capture.tokens} tokens for layers ${layers.join(', ')}`);
-  return { gpu, spec, ckpt, modelFiles, model, calib, evalSet, capture, layers, progress };
+  return { gpu, spec, ckpt, modelFiles, model, calib, evalSet, capture, layers, checkpoint, progress };
+}
+
+/** The captured pairs of every layer from the checkpoint folder, or null if any is missing. */
+async function loadCapture(gpu: Gpu, cp: RunCheckpoint | null, layers: readonly number[]): Promise<CaptureResult | null> {
+  if (!cp) return null;
+  const out = new Map<number, CapturedLayer>();
+  let tokens = 0;
+  for (const l of layers) {
+    const saved = await cp.loadTensors<{ tokens: number }>(gpu, `capture-${l}`);
+    if (!saved) {
+      for (const c of out.values()) [c.x, c.fx].forEach((t) => t.release());
+      return null;
+    }
+    out.set(l, { layer: l, x: saved.tensors.x, fx: saved.tensors.fx });
+    tokens = saved.meta.tokens;
+  }
+  return { layers: out, tokens };
+}
+
+/** Progress lines "stage: done/total, detail, ETA …" at most every 5 s. */
+function eta(stage: string, progress: (m: string) => void): (done: number, total: number, detail?: string) => void {
+  const t0 = performance.now();
+  let last = 0;
+  return (done, total, detail) => {
+    const now = performance.now();
+    if (now - last < 5000 && done < total) return;
+    last = now;
+    const left = done > 0 ? ((now - t0) / done) * (total - done) / 1000 : NaN;
+    progress(`${stage}: ${done}/${total}${detail ? `, ${detail}` : ''}${Number.isFinite(left) && done < total ? `, ETA ${left.toFixed(0)} s` : ''}`);
+  };
 }
 
 /** Construct (§4.1) and distill (§4.2–4.3) each layer alone, with the spec's construction overridden by `construct`. */
@@ -139,6 +175,14 @@ export async function distillLayers(
   const routing: RoutingOptions = { topK: spec['train.topK'], normTopK: spec['train.normTopK'] };
   const out = new Map<number, DistilledLayer>();
   for (const l of layers) {
+    const name = `layer-${l}-${construct.split}-${construct.routerInit}`;
+    const saved = await ctx.checkpoint?.loadTensors<{ result: DistillResult; expertDim: number }>(gpu, name);
+    if (saved) {
+      const { router, gate_proj, up_proj, down_proj } = saved.tensors;
+      out.set(l, { layer: { weights: { router, gate_proj, up_proj, down_proj }, routing }, result: saved.meta.result, expertDim: saved.meta.expertDim });
+      ctx.progress(`layer ${l}: distilled block loaded from ${ctx.checkpoint!.dir}`);
+      continue;
+    }
     const w = (n: string) => ckpt.weights.read(`model.layers.${l}.mlp.${n}.weight`);
     const captured = ctx.capture.layers.get(l);
     if (!captured) throw new Error(`distill: layer ${l} was not captured`);
@@ -150,11 +194,13 @@ export async function distillLayers(
     );
     const router = initRouter({ nExperts: E, H: c.dim, method: construct.routerInit, seed: spec.seed + 1000 + l, X });
     const weights = uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim);
+    const report = eta(`layer ${l}: step`, ctx.progress);
     const result = await distillLayer(captured, weights, {
       steps: spec['train.steps'], batchTokens: spec['train.batchTokens'], lr: spec['train.lr'], alpha: spec['train.alpha'],
       routing, heldOut: spec['train.heldOut'], seed: spec.seed + 2000 + l,
-      onProgress: (s, n, mse) => ctx.progress(`layer ${l}: step ${s}/${n}, mse ${mse.toExponential(3)}`),
+      onProgress: (s, n, mse) => report(s, n, `mse ${mse.toExponential(3)}`),
     });
+    await ctx.checkpoint?.saveTensors(name, { ...weights }, { result, expertDim: ex.expertDim });
     ctx.progress(`layer ${l}: held-out mse ${result.mseBefore.toExponential(3)} → ${result.mseFinal.toExponential(3)}, rel_err ${result.relErr.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
     out.set(l, { layer: { weights, routing }, result, expertDim: ex.expertDim });
   }
