@@ -1,8 +1,8 @@
 // MoE FFN block: routing, token permutation and combine (the grouped expert GEMMs are in moe_gemm.wgsl),
-// plus the backward ops of a layer-wise distillation step. Routing follows HF modeling_qwen2_moe.py:
-// softmax in f32 → top-k → optional renormalisation → group the assignments by expert → experts →
-// weighted sum back in token order. Everything stays on the GPU; no count is read back.
-// Layouts (row-major; an assignment is a (token t, slot j) pair, j < kMax; a "slot" is its row in the
+// plus the backward ops and the loss of a layer-wise distillation step. Routing follows HF
+// modeling_qwen2_moe.py: softmax in f32 → top-k → optional renormalisation → group the assignments by
+// expert → experts → weighted sum back in token order. Everything stays on the GPU; no count is read
+// back. Layouts (row-major; an assignment is a (token t, slot j) pair, j < kMax; a "slot" is its row in the
 // expert-grouped order):
 //   routerLogits, probs, dLogits: [T, E]       topIds: [T, kMax] u32 (NONE in unused slots)
 //   topW, dTopW: [T, kMax] (0 in unused)       tokenSlot: [T, kMax] u32 (slot of each assignment, NONE unused)
@@ -11,6 +11,7 @@
 //   blockOffsets: [E, nBlocks] u32 (per-block counts, then their exclusive scan in (expert, block) order)
 //   expertOffsets, tileOffsets: [E+1] u32 (first slot / first 64-row GEMM tile of each expert; [E] = totals)
 //   ys, dys: [T·kMax, H] (expert outputs by slot)   y, dy: [T, H]   auxF: [E]   auxLoss: [1]
+//   lossA, lossB: [len] (ŷ, y)   lossPartials: [groups]
 // Each entry point binds its own buffers from binding 1; entry points reuse binding numbers (WGSL allows
 // that across entry points), so each group of declarations below belongs to the kernels it names.
 
@@ -22,7 +23,10 @@ struct Params {
   nBlocks: u32,   // ceil(T / BLOCK) token blocks of the permutation
   alpha: f32,     // dynamic k: 1 expert when the largest routing weight ≥ alpha,
   beta: f32,      //            3 when it is ≤ beta, else 2 (LaDiMo, Appendix A)
-  coef: f32,      // weight of the load-balancing loss gradient added into dLogits
+  coef: f32,      // weight of the load-balancing loss gradient added into dLogits (aux_grad, aux_grad_coef);
+                  // α of L_tot (loss_total)
+  len: u32,       // elements of ŷ and y (loss_partials, loss_total)
+  groups: u32,    // partial sums of the loss
 }
 
 override NORM_TOPK: bool = false;   // renormalise the selected weights to sum to 1 (HF norm_topk_prob)
@@ -32,6 +36,7 @@ const NONE = 0xffffffffu;
 const MAX_K = 8u;
 const BLOCK = 64u;   // tokens per permutation block
 const TILE = 64u;    // rows per grouped-GEMM tile (BM in moe_gemm.wgsl)
+const CHUNK = 2048u; // loss elements per workgroup of loss_partials (8 per thread)
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -333,7 +338,8 @@ fn router_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 //   L_aux = N · Σ_i f_i · P_i,   f_i = (assignments routed to i) / (all assignments)  (no gradient),
 //   P_i = (1/T) Σ_t p_{t,i}   ⇒   ∂L_aux/∂p_{t,i} = N·f_i / T, then through the softmax as above.
 // aux_loss: one workgroup, one thread per expert, fixed-order sums. aux_grad: one thread per token,
-// adds coef·∂L_aux/∂z into dLogits.
+// adds coef·∂L_aux/∂z into dLogits. aux_grad_coef: the same with the coefficient coef·c, c = coefIn[0] read
+// on the GPU (a distillation step passes the MSE loss: LaDiMo's α·‖L_mse‖, detached; arXiv 2408.04278 §4.3).
 @group(0) @binding(1) var<storage, read> auxProbs: array<f32>;            // [T, E]
 @group(0) @binding(2) var<storage, read> auxTopIds: array<u32>;           // [T, kMax]
 @group(0) @binding(3) var<storage, read_write> auxF: array<f32>;          // [E]
@@ -355,9 +361,18 @@ fn aux_loss(@builtin(local_invocation_index) l: u32) {
   if (l == 0u) { auxLoss[0] = f32(p.E) * fP; }
 }
 
-@group(0) @binding(1) var<storage, read> agProbs: array<f32>;             // [T, E]
-@group(0) @binding(2) var<storage, read> agF: array<f32>;                 // [E]
-@group(0) @binding(3) var<storage, read_write> agDLogits: array<f32>;     // [T, E]
+@group(0) @binding(1) var<storage, read> agProbs: array<f32>;             // [T, E]      aux_grad, aux_grad_coef
+@group(0) @binding(2) var<storage, read> agF: array<f32>;                 // [E]         aux_grad, aux_grad_coef
+@group(0) @binding(3) var<storage, read_write> agDLogits: array<f32>;     // [T, E]      aux_grad
+@group(0) @binding(3) var<storage, read> agCoef: array<f32>;              // [1]         aux_grad_coef
+@group(0) @binding(4) var<storage, read_write> agcDLogits: array<f32>;    // [T, E]      aux_grad_coef
+
+// Σ_e p_{t,e}·scale·f_e over the row of token t: the softmax term of ∂L_aux/∂z_t scaled by `scale`.
+fn auxGradPdp(row: u32, scale: f32) -> f32 {
+  var pdp = 0.0;
+  for (var e = 0u; e < p.E; e++) { pdp += agProbs[row + e] * scale * agF[e]; }
+  return pdp;
+}
 
 @compute @workgroup_size(64)
 fn aux_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -366,9 +381,62 @@ fn aux_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (t >= p.T) { return; }
   let row = t * p.E;
   let scale = p.coef * f32(p.E) / f32(p.T);
-  var pdp = 0.0;
-  for (var e = 0u; e < p.E; e++) { pdp += agProbs[row + e] * scale * agF[e]; }
+  let pdp = auxGradPdp(row, scale);
   for (var e = 0u; e < p.E; e++) {
     agDLogits[row + e] += agProbs[row + e] * (scale * agF[e] - pdp);
+  }
+}
+
+@compute @workgroup_size(64)
+fn aux_grad_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) l: u32) {
+  let t = flatWorkgroup(wg, nwg) * 64u + l;
+  if (t >= p.T) { return; }
+  let row = t * p.E;
+  let scale = p.coef * agCoef[0] * f32(p.E) / f32(p.T);
+  let pdp = auxGradPdp(row, scale);
+  for (var e = 0u; e < p.E; e++) {
+    agcDLogits[row + e] += agProbs[row + e] * (scale * agF[e] - pdp);
+  }
+}
+
+// ------------------------------------------------------------------------------ loss_partials, loss_total
+// The loss of a layer-wise distillation step (LaDiMo, arXiv 2408.04278 §4.2–4.3), ‖L_mse‖ detached:
+//   L_tot = L_mse + α·L_mse·L_aux,   L_mse = mean((ŷ − y)²),   α = coef
+// in two fixed-order passes: loss_partials sums CHUNK elements per workgroup into partials[g]; loss_total
+// (one workgroup) sums the partials and writes L_mse and L_tot.
+@group(0) @binding(1) var<storage, read> lossA: array<f32>;                // ŷ [len]
+@group(0) @binding(2) var<storage, read> lossB: array<f32>;                // y [len]
+@group(0) @binding(3) var<storage, read_write> lossPartials: array<f32>;   // [groups]
+
+@group(0) @binding(1) var<storage, read> totPartials: array<f32>;          // [groups]
+@group(0) @binding(2) var<storage, read> totAux: array<f32>;               // L_aux [1]
+@group(0) @binding(3) var<storage, read_write> totMse: array<f32>;         // L_mse [1]
+@group(0) @binding(4) var<storage, read_write> totTotal: array<f32>;       // L_tot [1]
+
+@compute @workgroup_size(256)
+fn loss_partials(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) l: u32) {
+  let g = flatWorkgroup(wg, nwg);
+  if (g >= p.groups) { return; }
+  let start = g * CHUNK;
+  let end = min(start + CHUNK, p.len);
+  var acc = 0.0;
+  for (var i = start + l; i < end; i += 256u) {
+    let d = lossA[i] - lossB[i];
+    acc += d * d;
+  }
+  let s = sumWorkgroup(l, acc, 256u);
+  if (l == 0u) { lossPartials[g] = s; }
+}
+
+@compute @workgroup_size(256)
+fn loss_total(@builtin(local_invocation_index) l: u32) {
+  var acc = 0.0;
+  for (var i = l; i < p.groups; i += 256u) { acc += totPartials[i]; }
+  let mse = sumWorkgroup(l, acc, 256u) / f32(p.len);
+  if (l == 0u) {
+    totMse[0] = mse;
+    totTotal[0] = mse + p.coef * mse * totAux[0];
   }
 }

@@ -1,49 +1,76 @@
 // Grouped expert GEMMs over the expert-grouped slots of moe.wgsl (HF Qwen2MoeMLP: down(silu(gate(x)) * up(x))),
-// for every slot s of expert e (slots expertOffsets[e] .. expertOffsets[e+1]):
-//   gate_up: h[s]  = silu(x[slotToken[s]]·Wg_eᵀ) ⊙ (x[slotToken[s]]·Wu_eᵀ)   rows of x gathered, not copied
-//   down:    ys[s] = h[s]·Wd_eᵀ
-// x: [T, H]; gate_proj Wg, up_proj Wu: [E, I, H] and down_proj Wd: [E, H, I] (HF out×in); h: [T·kMax, I];
-// ys: [T·kMax, H]. Here N is the output width (I for gate_up, H for down) and K the input width.
-// Tiling as shaders/matmul.wgsl with TRANS_B: a 64×64 output tile per workgroup, 16×16 threads with a 4×4
-// register tile each, K stepped by 16 through workgroup memory; gate_up keeps two accumulators (gate, up)
-// so the SiLU·mul epilogue needs no extra pass. Workgroup (n tile, r): row tile r is tile r − tileOffsets[e]
-// of the expert e with tileOffsets[e] ≤ r < tileOffsets[e+1]. The grid has the worst-case number of row
-// tiles, since the counts never leave the GPU; workgroups past tileOffsets[E] exit at once.
-// VEC4: K % 4 == 0, so interior quads of x, h and the weights load as one vec4.
-// Both entry points share bindings 1–4; gate_up binds three more, down one (a different buffer at 5).
+// forward and backward. Slot s of expert e has expertOffsets[e] ≤ s < expertOffsets[e+1], tok(s) = slotToken[s].
+// Forward, per slot s of expert e:
+//   gate_up:       h[s]  = silu(x[tok(s)]·Wg_eᵀ) ⊙ (x[tok(s)]·Wu_eᵀ)   rows of x gathered, not copied
+//   down:          ys[s] = h[s]·Wd_eᵀ
+//   gate_up_train: gate_up that also keeps g = x[tok(s)]·Wg_eᵀ and u = x[tok(s)]·Wu_eᵀ (gu) for the backward
+// Backward of a layer-wise distillation step (LaDiMo, arXiv 2408.04278), per slot s of expert e:
+//   down_backward: dh = dys[s]·Wd_e, then SwiGLU backward in the epilogue:
+//                  dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))),   du = dh ⊙ silu(g)
+// and per expert e, summed over its slots in slot order (one thread per output element, no atomics, so the
+// order is fixed and the result the same every run; an expert with no slots gets zeros):
+//   down_grad:     dWd_e = Σ_s dys[s]ᵀ ⊗ h[s]
+//   gate_up_grad:  dWg_e = Σ_s dg[s]ᵀ ⊗ x[tok(s)],   dWu_e = Σ_s du[s]ᵀ ⊗ x[tok(s)]   (rows of x gathered)
+// Layouts (row-major): x [T, H]; gate_proj Wg, up_proj Wu, dWg, dWu: [E, I, H] and down_proj Wd, dWd:
+// [E, H, I] (HF out×in); h [T·kMax, I]; ys, dys [T·kMax, H]; gu, dgu [T·kMax, 2I] (columns 0..I gate,
+// I..2I up: the gate‖up layout of activation.wgsl's FUSED). Rows of h, ys, gu and dgu past the last used
+// slot are neither written nor read.
+// Row-tile kernels (gate_up, down, gate_up_train, down_backward): N is the output width and K the input
+// width. Tiling as shaders/matmul.wgsl: a 64×64 output tile per workgroup, 16×16 threads with a 4×4
+// register tile each, K stepped by 16 through workgroup memory (k-major); gate_up keeps two accumulators
+// (gate, up) so the SiLU·mul epilogue needs no extra pass. Workgroup (n tile, r): row tile r is tile
+// r − tileOffsets[e] of the expert e with tileOffsets[e] ≤ r < tileOffsets[e+1]. The grid has the
+// worst-case number of row tiles, since the counts never leave the GPU; workgroups past tileOffsets[E]
+// exit at once. Weight-gradient kernels (down_grad, gate_up_grad) run grid (n tile, m tile, expert) with
+// the expert's slots as the reduction; M is the rows of each expert's gradient.
+// VEC4: every quad a kernel loads starts at a multiple of 4 (the forward: K % 4 == 0; the backward: see
+// src/ops/moe-train.ts), so interior quads load as one vec4.
+// Entry points reuse binding numbers (WGSL allows that across entry points): all bind expertOffsets at 1
+// and their A and W operands at 3 and 4; the declarations below name the kernels of the others.
 
 struct Params {
   N: u32,   // output columns
-  K: u32,   // reduction length
+  K: u32,   // row-tile kernels: reduction length
   E: u32,   // experts
+  M: u32,   // weight-gradient kernels: rows of each expert's gradient (H for dWd, 2I for dWg‖dWu)
 }
 
 override VEC4: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> expertOffsets: array<u32>;   // [E+1]
-@group(0) @binding(2) var<storage, read> tileOffsets: array<u32>;     // [E+1]
-@group(0) @binding(3) var<storage, read> A: array<vec4<f32>>;         // x [T, H] (gate_up) or h [T·kMax, I] (down)
-@group(0) @binding(4) var<storage, read> W: array<vec4<f32>>;         // Wg [E, I, H] (gate_up) or Wd [E, H, I] (down)
-// gate_up only
-@group(0) @binding(5) var<storage, read> Wu: array<vec4<f32>>;        // [E, I, H]
-@group(0) @binding(6) var<storage, read> slotToken: array<u32>;       // [T·kMax]
-@group(0) @binding(7) var<storage, read_write> hOut: array<f32>;      // [T·kMax, I]
-// down only
-@group(0) @binding(5) var<storage, read_write> ys: array<f32>;        // [T·kMax, H]
+@group(0) @binding(1) var<storage, read> expertOffsets: array<u32>;      // [E+1]
+@group(0) @binding(2) var<storage, read> tileOffsets: array<u32>;        // [E+1]       row-tile kernels
+@group(0) @binding(2) var<storage, read> gradSlotToken: array<u32>;      // [T·kMax]    gate_up_grad
+@group(0) @binding(3) var<storage, read> A: array<vec4<f32>>;            // x | h | x | dys | dys | dgu
+@group(0) @binding(4) var<storage, read> W: array<vec4<f32>>;            // Wg | Wd | Wg | Wd | h | x
+// gate_up, gate_up_train
+@group(0) @binding(5) var<storage, read> Wu: array<vec4<f32>>;           // [E, I, H]
+@group(0) @binding(6) var<storage, read> slotToken: array<u32>;          // [T·kMax]
+@group(0) @binding(7) var<storage, read_write> hOut: array<f32>;         // [T·kMax, I]
+// gate_up_train
+@group(0) @binding(8) var<storage, read_write> guOut: array<f32>;        // [T·kMax, 2I]
+// down
+@group(0) @binding(5) var<storage, read_write> ys: array<f32>;           // [T·kMax, H]
+// down_backward
+@group(0) @binding(5) var<storage, read> guIn: array<f32>;               // [T·kMax, 2I]
+@group(0) @binding(6) var<storage, read_write> dguOut: array<f32>;       // [T·kMax, 2I]
+// down_grad (dWd), gate_up_grad (dWg, dWu)
+@group(0) @binding(5) var<storage, read_write> gradOut: array<f32>;      // dWd [E, H, I] | dWg [E, I, H]
+@group(0) @binding(6) var<storage, read_write> gradOut2: array<f32>;     // dWu [E, I, H]
 
 const NONE = 0xffffffffu;
 const BM = 64u;
 const BN = 64u;
 const BK = 16u;
 
-var<workgroup> As: array<vec4<f32>, 256>;   // [BK][BM/4], k-major as in matmul.wgsl
+var<workgroup> As: array<vec4<f32>, 256>;   // [BK][BM/4]: As[k*16 + m/4][m%4], k-major as in matmul.wgsl
 var<workgroup> Bs: array<vec4<f32>, 256>;   // [BK][BN/4]: W tile
-var<workgroup> Us: array<vec4<f32>, 256>;   // [BK][BN/4]: Wu tile (gate_up)
+var<workgroup> Us: array<vec4<f32>, 256>;   // [BK][BN/4]: Wu tile (gate_up, gate_up_train)
 var<workgroup> tileExpert: u32;
 
 fn remaining(start: u32, end: u32) -> u32 { return select(0u, end - start, end > start); }
 
+// Four consecutive elements from flat index i, `valid` of them in bounds (the rest zero).
 fn quadA(i: u32, valid: u32) -> vec4<f32> {
   if (VEC4 && valid >= 4u) { return A[i >> 2u]; }
   var v = vec4<f32>(0.0);
@@ -65,6 +92,12 @@ fn quadWu(i: u32, valid: u32) -> vec4<f32> {
   return v;
 }
 
+// σ(g) without overflow: exp of a non-positive number only (as activation.wgsl).
+fn sigmoid(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), g >= 0.0);
+}
+
 // The expert owning row tile r (the last e with tileOffsets[e] ≤ r; empty experts own no tile), or NONE
 // past the last tile. Thread 0 searches; the workgroup-uniform load lets every thread branch on it.
 fn expertOfTile(r: u32, l: u32) -> u32 {
@@ -84,7 +117,7 @@ fn expertOfTile(r: u32, l: u32) -> u32 {
   return workgroupUniformLoad(&tileExpert);
 }
 
-// Stages rows aRow·K + [k0, k0+16) of A (aRow NONE: zeros) into As; thread l stages row l/4.
+// Row-tile kernels. Stages rows aRow·K + [k0, k0+16) of A (aRow NONE: zeros) into As; thread l stages row l/4.
 fn stageA(aRow: u32, k0: u32, l: u32) {
   let r = l / 4u; let kq = l % 4u;
   let k = k0 + kq * 4u;
@@ -102,7 +135,7 @@ fn stageW(wBase: u32, n0: u32, k0: u32, l: u32) {
   for (var j = 0u; j < 4u; j++) { Bs[(kq * 4u + j) * 16u + c / 4u][c % 4u] = v[j]; }
 }
 
-// The same for Wu_eᵀ into Us (gate_up only: down binds another buffer at Wu's binding).
+// The same for Wu_eᵀ into Us (gate_up, gate_up_train: the other kernels bind other buffers at Wu's binding).
 fn stageWu(wBase: u32, n0: u32, k0: u32, l: u32) {
   let c = l / 4u; let kq = l % 4u;
   let k = k0 + kq * 4u;
@@ -111,6 +144,64 @@ fn stageWu(wBase: u32, n0: u32, k0: u32, l: u32) {
   for (var j = 0u; j < 4u; j++) { Us[(kq * 4u + j) * 16u + c / 4u][c % 4u] = v[j]; }
 }
 
+// The 16×64 tile of W_e itself into Bs, W_e stored [K, N] (down_backward: Wd_e is [H, I]); quads run along n.
+fn stageB(wBase: u32, n0: u32, k0: u32, l: u32) {
+  let k = l / 16u; let nq = l % 16u;
+  let n = n0 + nq * 4u;
+  var v = vec4<f32>(0.0);
+  if (k0 + k < p.K) { v = quadW(wBase + (k0 + k) * p.N + n, remaining(n, p.N)); }
+  Bs[k * 16u + nq] = v;
+}
+
+// Weight-gradient kernels: slot s (NONE: zeros) is reduction step k = l/16 of the tile. Stages A[s, m0..m0+64)
+// (A [slots, M], so op(A) = Aᵀ) into As and W[bRow, n0..n0+64) (W [rows, N]) into Bs.
+fn stageSlotA(s: u32, m0: u32, l: u32) {
+  let k = l / 16u; let mq = l % 16u;
+  let m = m0 + mq * 4u;
+  var v = vec4<f32>(0.0);
+  if (s != NONE) { v = quadA(s * p.M + m, remaining(m, p.M)); }
+  As[k * 16u + mq] = v;
+}
+
+fn stageSlotB(bRow: u32, n0: u32, l: u32) {
+  let k = l / 16u; let nq = l % 16u;
+  let n = n0 + nq * 4u;
+  var v = vec4<f32>(0.0);
+  if (bRow != NONE) { v = quadW(bRow * p.N + n, remaining(n, p.N)); }
+  Bs[k * 16u + nq] = v;
+}
+
+// acc += As·Bs over one BK step (thread (lid.x, lid.y) owns rows 4·lid.y.., columns 4·lid.x..).
+fn mac(acc: ptr<function, array<vec4<f32>, 4>>, lid: vec3<u32>) {
+  for (var k = 0u; k < BK; k++) {
+    let a = As[k * 16u + lid.y];
+    let b = Bs[k * 16u + lid.x];
+    (*acc)[0] += a.x * b; (*acc)[1] += a.y * b; (*acc)[2] += a.z * b; (*acc)[3] += a.w * b;
+  }
+}
+
+// The gate_up main loop: accG = x[tok(s)]·Wg_eᵀ, accU = x[tok(s)]·Wu_eᵀ over the workgroup's tile, aRow the
+// token this thread stages (NONE: zeros).
+fn gateUpTile(aRow: u32, wBase: u32, n0: u32, l: u32, lid: vec3<u32>,
+              accG: ptr<function, array<vec4<f32>, 4>>, accU: ptr<function, array<vec4<f32>, 4>>) {
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    stageA(aRow, k0, l);
+    stageW(wBase, n0, k0, l);
+    stageWu(wBase, n0, k0, l);
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a = As[k * 16u + lid.y];
+      let g = Bs[k * 16u + lid.x];
+      let u = Us[k * 16u + lid.x];
+      (*accG)[0] += a.x * g; (*accG)[1] += a.y * g; (*accG)[2] += a.z * g; (*accG)[3] += a.w * g;
+      (*accU)[0] += a.x * u; (*accU)[1] += a.y * u; (*accU)[2] += a.z * u; (*accU)[3] += a.w * u;
+    }
+    workgroupBarrier();
+  }
+}
+
+// ------------------------------------------------------------------------------------- gate_up, down
+// gate_up: bindings expertOffsets, tileOffsets, x (A), Wg (W), Wu, slotToken, h.
 @compute @workgroup_size(16, 16)
 fn gate_up(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let l = lid.y * 16u + lid.x;
@@ -125,20 +216,7 @@ fn gate_up(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
   if (slot < mEnd) { aRow = slotToken[slot]; }
   var accG: array<vec4<f32>, 4>;
   var accU: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    stageA(aRow, k0, l);
-    stageW(wBase, n0, k0, l);
-    stageWu(wBase, n0, k0, l);
-    workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let a = As[k * 16u + lid.y];
-      let g = Bs[k * 16u + lid.x];
-      let u = Us[k * 16u + lid.x];
-      accG[0] += a.x * g; accG[1] += a.y * g; accG[2] += a.z * g; accG[3] += a.w * g;
-      accU[0] += a.x * u; accU[1] += a.y * u; accU[2] += a.z * u; accU[3] += a.w * u;
-    }
-    workgroupBarrier();
-  }
+  gateUpTile(aRow, wBase, n0, l, lid, &accG, &accU);
   for (var i = 0u; i < 4u; i++) {
     let s = m0 + lid.y * 4u + i;
     if (s >= mEnd) { break; }
@@ -152,6 +230,7 @@ fn gate_up(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
   }
 }
 
+// down: bindings expertOffsets, tileOffsets, h (A), Wd (W), ys.
 @compute @workgroup_size(16, 16)
 fn down(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let l = lid.y * 16u + lid.x;
@@ -168,11 +247,7 @@ fn down(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     stageA(aRow, k0, l);
     stageW(wBase, n0, k0, l);
     workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let a = As[k * 16u + lid.y];
-      let b = Bs[k * 16u + lid.x];
-      acc[0] += a.x * b; acc[1] += a.y * b; acc[2] += a.z * b; acc[3] += a.w * b;
-    }
+    mac(&acc, lid);
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
@@ -181,6 +256,152 @@ fn down(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + lid.x * 4u + j;
       if (n < p.N) { ys[s * p.N + n] = acc[i][j]; }
+    }
+  }
+}
+
+// -------------------------------------------------------------------------------------- gate_up_train
+// gate_up, also writing g and u: bindings as gate_up, then gu. h is gate_up's expression in gate_up's
+// order, so training and inference forwards agree.
+@compute @workgroup_size(16, 16)
+fn gate_up_train(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.y * 16u + lid.x;
+  let e = expertOfTile(wg.y, l);
+  if (e == NONE) { return; }
+  let m0 = expertOffsets[e] + (wg.y - tileOffsets[e]) * BM;
+  let mEnd = expertOffsets[e + 1u];
+  let n0 = wg.x * BN;
+  let wBase = e * p.N * p.K;
+  let slot = m0 + l / 4u;
+  var aRow = NONE;
+  if (slot < mEnd) { aRow = slotToken[slot]; }
+  var accG: array<vec4<f32>, 4>;
+  var accU: array<vec4<f32>, 4>;
+  gateUpTile(aRow, wBase, n0, l, lid, &accG, &accU);
+  for (var i = 0u; i < 4u; i++) {
+    let s = m0 + lid.y * 4u + i;
+    if (s >= mEnd) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n < p.N) {
+        let g = accG[i][j];
+        let u = accU[i][j];
+        guOut[s * 2u * p.N + n] = g;
+        guOut[s * 2u * p.N + p.N + n] = u;
+        hOut[s * p.N + n] = g / (1.0 + exp(-g)) * u;   // silu(g) · u
+      }
+    }
+  }
+}
+
+// -------------------------------------------------------------------------------------- down_backward
+// dh = dys[s]·Wd_e (N = I, K = H), then dg, du from the saved g, u. Bindings expertOffsets, tileOffsets,
+// dys (A), Wd (W), gu, dgu.
+@compute @workgroup_size(16, 16)
+fn down_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.y * 16u + lid.x;
+  let e = expertOfTile(wg.y, l);
+  if (e == NONE) { return; }
+  let m0 = expertOffsets[e] + (wg.y - tileOffsets[e]) * BM;
+  let mEnd = expertOffsets[e + 1u];
+  let n0 = wg.x * BN;
+  let wBase = e * p.K * p.N;
+  let slot = m0 + l / 4u;
+  let aRow = select(NONE, slot, slot < mEnd);                  // dys is in slot order
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    stageA(aRow, k0, l);
+    stageB(wBase, n0, k0, l);
+    workgroupBarrier();
+    mac(&acc, lid);
+    workgroupBarrier();
+  }
+  let I = p.N;
+  for (var i = 0u; i < 4u; i++) {
+    let s = m0 + lid.y * 4u + i;
+    if (s >= mEnd) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n < I) {
+        let dh = acc[i][j];
+        let g = guIn[s * 2u * I + n];
+        let u = guIn[s * 2u * I + I + n];
+        let sg = sigmoid(g);
+        dguOut[s * 2u * I + n] = dh * u * sg * (1.0 + g * (1.0 - sg));
+        dguOut[s * 2u * I + I + n] = dh * g * sg;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------- down_grad, gate_up_grad
+// Workgroup (n tile, m tile, e): a 64×64 tile of expert e's weight gradient, reduced over e's slots 16 at a
+// time in slot order. down_grad: bindings expertOffsets, (none), dys (A, M = H), h (W, N = I), dWd.
+// gate_up_grad: expertOffsets, slotToken, dgu (A, M = 2I), x (W, N = H; row tok(s)), dWg, dWu.
+@compute @workgroup_size(16, 16)
+fn down_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.y * 16u + lid.x;
+  let e = wg.z;
+  let start = expertOffsets[e];
+  let end = expertOffsets[e + 1u];
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = start; k0 < end; k0 += BK) {
+    let s = k0 + l / 16u;
+    let row = select(NONE, s, s < end);
+    stageSlotA(row, m0, l);
+    stageSlotB(row, n0, l);
+    workgroupBarrier();
+    mac(&acc, lid);
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + lid.y * 4u + i;
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n < p.N) { gradOut[(e * p.M + m) * p.N + n] = acc[i][j]; }
+    }
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn gate_up_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.y * 16u + lid.x;
+  let e = wg.z;
+  let start = expertOffsets[e];
+  let end = expertOffsets[e + 1u];
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = start; k0 < end; k0 += BK) {
+    let s = k0 + l / 16u;
+    var row = NONE;
+    var token = NONE;
+    if (s < end) {
+      row = s;
+      token = gradSlotToken[s];
+    }
+    stageSlotA(row, m0, l);
+    stageSlotB(token, n0, l);
+    workgroupBarrier();
+    mac(&acc, lid);
+    workgroupBarrier();
+  }
+  let I = p.M / 2u;
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + lid.y * 4u + i;   // row of dWg‖dWu: gate rows 0..I, up rows I..2I
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n < p.N) {
+        if (m < I) {
+          gradOut[(e * I + m) * p.N + n] = acc[i][j];
+        } else {
+          gradOut2[(e * I + m - I) * p.N + n] = acc[i][j];
+        }
+      }
     }
   }
 }

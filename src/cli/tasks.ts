@@ -9,7 +9,6 @@ import type { HostIO } from './io.ts';
 import { generate, logits, ppl } from './model-tasks.ts';
 import { runLadimo } from '../methods/ladimo/run.ts';
 import { sweepLadimo } from '../methods/ladimo/sweep.ts';
-import type { RunSpec } from '../state/spec.ts';
 
 export type Progress = (message: string) => void;
 
@@ -29,17 +28,8 @@ export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress
   return { device: gpu.describe(), software: gpu.info.software, suite, rows };
 }
 
-/** `moefy run`: every stage of the spec's method; the spec arrives validated (parseSpec). */
-async function run(gpu: Gpu, spec: RunSpec, progress: Progress, io: HostIO) {
-  return runLadimo(gpu, spec, io, progress);
-}
-
-/** `moefy sweep`: the accuracy–throughput curve, single-layer sensitivity, routers × constructions. */
-async function sweep(gpu: Gpu, spec: RunSpec, progress: Progress, io: HostIO) {
-  return sweepLadimo(gpu, spec, io, progress);
-}
-
-export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run, sweep } satisfies Record<string, Task>;
+/** `run` and `sweep` take a validated spec (parseSpec); they are the spec's method end to end. */
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run: runLadimo, sweep: sweepLadimo } satisfies Record<string, Task>;
 
 /** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
 type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;

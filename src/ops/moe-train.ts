@@ -5,41 +5,28 @@
 // L_aux is the Switch-Transformer loss of moe.ts. The step is recorded, never read back: the counts, the
 // tile schedule and the coefficient α·L_mse stay on the GPU, and every buffer is allocated once in
 // createDistillState, so moeDistillStep allocates nothing and any number of steps can be recorded before
-// one flush. Kernels: shaders/moe_train.wgsl (training forward of gate_up, expert backward, aux gradient
-// with a GPU coefficient, the loss), with moe.wgsl / moe_gemm.wgsl / matmul / reduce / optim for the rest.
+// one flush. Kernels: shaders/moe_gemm.wgsl (training forward of gate_up, expert backward), shaders/moe.wgsl
+// (aux gradient with a GPU coefficient, the loss), with matmul / reduce / optim for the rest.
 //
 // Training forward: gate_up_train keeps g = x·Wgᵀ and u = x·Wuᵀ ([slots, 2I], gate‖up) beside h. Stored,
 // not recomputed: recomputing g and u in the backward would repeat the gate‖up GEMM (2/3 of the expert
 // forward's FLOPs) for [slots, 2I] floats of memory, small next to the weights at distillation batch sizes.
 // The SwiGLU backward is the epilogue of the dh GEMM, so dh itself is never stored.
-import shader from '../../shaders/moe_train.wgsl';
+import shader from '../../shaders/moe.wgsl';
 import gemmShader from '../../shaders/moe_gemm.wgsl';
 import type { Gpu } from '../gpu/device.ts';
 import { fmtShape } from '../gpu/errors.ts';
-import { paramStruct } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { matmul } from './matmul.ts';
 import {
-  MAX_EXPERTS, MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward,
-  type MoePermutation, type MoeWeights, type RoutingOptions,
+  GemmParams, MAX_EXPERTS, MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward,
+  pack, type MoePermutation, type MoeWeights, type RoutingOptions,
 } from './moe.ts';
 import { adamStep } from './optim.ts';
 import { mseBackward } from './reduce.ts';
 import { expectFinite, expectInt, expectTensor, fail, grid, outTensor } from './validate.ts';
 
-const Params = paramStruct([
-  ['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['E', 'u32'], ['T', 'u32'], ['len', 'u32'], ['groups', 'u32'],
-  ['alpha', 'f32'],
-] as const);
-type ParamValues = Parameters<typeof Params.pack>[0];
-
-function pack(v: Partial<ParamValues>): Uint8Array {
-  return Params.pack({ M: 0, N: 0, K: 0, E: 0, T: 0, len: 0, groups: 0, alpha: 0, ...v });
-}
-
-const GemmParams = paramStruct([['N', 'u32'], ['K', 'u32'], ['E', 'u32']] as const);
-
-/** Rows per grouped-GEMM tile, and loss elements per partial sum (TILE in moe.wgsl, CHUNK in moe_train.wgsl). */
+/** Rows per grouped-GEMM tile, and loss elements per partial sum (TILE and CHUNK in moe.wgsl). */
 const TILE = 64;
 const CHUNK = 2048;
 
@@ -117,11 +104,11 @@ export function moeExpertsTrain(
   x.gpu.dispatch({
     op: `${op} gate_up`,
     shapes: { x: x.shape, gate_proj: weights.gate_proj.shape, up_proj: weights.up_proj.shape },
-    shader,
+    shader: gemmShader,
     entry: 'gate_up_train',
     constants: { VEC4: H % 4 === 0 },
-    params: pack({ N: I, K: H, E }),
-    bindings: [expertOffsets, tileOffsets, x, weights.gate_proj, weights.up_proj, slotToken, gu, h],
+    params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
+    bindings: [expertOffsets, tileOffsets, x, weights.gate_proj, weights.up_proj, slotToken, h, gu],
     workgroups: [Math.ceil(I / 64), rowTiles],
   });
   // ys = h·Wdᵀ: moe_gemm.wgsl's down, as moeExperts records it (bindings 1–5: offsets, tiles, h, Wd, ys).
@@ -131,7 +118,7 @@ export function moeExpertsTrain(
     shader: gemmShader,
     entry: 'down',
     constants: { VEC4: I % 4 === 0 },
-    params: GemmParams.pack({ N: H, K: I, E }),
+    params: GemmParams.pack({ N: H, K: I, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, h, weights.down_proj, ys],
     workgroups: [Math.ceil(H / 64), rowTiles],
   });
@@ -185,30 +172,30 @@ export function moeExpertsBackward(
   gpu.dispatch({
     op: `${op} dh→dg,du`,
     shapes: { dys: dys.shape, down_proj: weights.down_proj.shape },
-    shader,
+    shader: gemmShader,
     entry: 'down_backward',
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
-    params: pack({ N: I, K: H, E }),
+    params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, dys, weights.down_proj, saved.gu, dgu],
     workgroups: [Math.ceil(I / 64), maxRowTiles(slots, E)],
   });
   gpu.dispatch({
     op: `${op} dWd`,
     shapes: { dys: dys.shape, h: saved.h.shape },
-    shader,
+    shader: gemmShader,
     entry: 'down_grad',
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
-    params: pack({ M: H, N: I, E }),
+    params: GemmParams.pack({ N: I, K: 0, E, M: H }),
     bindings: [expertOffsets, null, dys, saved.h, dWd],
     workgroups: [Math.ceil(I / 64), Math.ceil(H / 64), E],
   });
   gpu.dispatch({
     op: `${op} dWg,dWu`,
     shapes: { dgu: dgu.shape, x: x.shape },
-    shader,
+    shader: gemmShader,
     entry: 'gate_up_grad',
     constants: { VEC4: H % 4 === 0 && I % 2 === 0 },
-    params: pack({ M: 2 * I, N: H, E }),
+    params: GemmParams.pack({ N: H, K: 0, E, M: 2 * I }),
     bindings: [expertOffsets, slotToken, dgu, x, dWg, dWu],
     workgroups: [Math.ceil(H / 64), Math.ceil((2 * I) / 64), E],
   });
@@ -241,7 +228,7 @@ export function moeAuxGrad(
     shapes: { probs: probs.shape, f: f.shape, coefFrom: coefFrom.shape },
     shader,
     entry: 'aux_grad_coef',
-    params: pack({ T, E, alpha }),
+    params: pack({ T, E, coef: alpha }),
     bindings: [probs, f, coefFrom, dLogits],
     workgroups: grid(Math.ceil(T / 64)),
   });
@@ -278,7 +265,7 @@ export function moeDistillLoss(
   const mse = outTensor(op, yHat, out.mse, [1]);
   const total = outTensor(op, yHat, out.total, [1]);
   const partials = outTensor(op, yHat, out.partials, [groups]);
-  const params = pack({ len, groups, alpha });
+  const params = pack({ len, groups, coef: alpha });
   const shapes = { yHat: yHat.shape, target: target.shape };
   yHat.gpu.dispatch({ op, shapes, shader, entry: 'loss_partials', params, bindings: [yHat, target, partials], workgroups: grid(groups) });
   yHat.gpu.dispatch({ op, shapes, shader, entry: 'loss_total', params, bindings: [partials, aux, mse, total], workgroups: [1] });

@@ -24,14 +24,16 @@ const TILE = 64;
 
 const Params = paramStruct([
   ['T', 'u32'], ['E', 'u32'], ['H', 'u32'], ['kMax', 'u32'], ['nBlocks', 'u32'],
-  ['alpha', 'f32'], ['beta', 'f32'], ['coef', 'f32'],
+  ['alpha', 'f32'], ['beta', 'f32'], ['coef', 'f32'], ['len', 'u32'], ['groups', 'u32'],
 ] as const);
 type ParamValues = Parameters<typeof Params.pack>[0];
 
-const GemmParams = paramStruct([['N', 'u32'], ['K', 'u32'], ['E', 'u32']] as const);
+/** moe_gemm.wgsl's Params (M: weight-gradient kernels only, moe-train.ts). */
+export const GemmParams = paramStruct([['N', 'u32'], ['K', 'u32'], ['E', 'u32'], ['M', 'u32']] as const);
 
-function pack(v: Partial<ParamValues>): Uint8Array {
-  return Params.pack({ T: 0, E: 0, H: 0, kMax: 0, nBlocks: 0, alpha: 0, beta: 0, coef: 0, ...v });
+/** moe.wgsl's Params, unset fields 0 (moe-train.ts records its aux gradient and loss kernels too). */
+export function pack(v: Partial<ParamValues>): Uint8Array {
+  return Params.pack({ T: 0, E: 0, H: 0, kMax: 0, nBlocks: 0, alpha: 0, beta: 0, coef: 0, len: 0, groups: 0, ...v });
 }
 
 export interface RoutingOptions {
@@ -226,7 +228,7 @@ export function moeExperts(
     shader: gemmShader,
     entry: 'gate_up',
     constants: { VEC4: H % 4 === 0 },
-    params: GemmParams.pack({ N: I, K: H, E }),
+    params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, x, gate_proj, up_proj, slotToken, h],
     workgroups: [Math.ceil(I / 64), rowTiles],
   });
@@ -236,7 +238,7 @@ export function moeExperts(
     shader: gemmShader,
     entry: 'down',
     constants: { VEC4: I % 4 === 0 },
-    params: GemmParams.pack({ N: H, K: I, E }),
+    params: GemmParams.pack({ N: H, K: I, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, h, down_proj, ys],
     workgroups: [Math.ceil(H / 64), rowTiles],
   });

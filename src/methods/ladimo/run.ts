@@ -313,7 +313,7 @@ export function releaseRun(ctx: RunContext, distilled: Iterable<ReadonlyMap<numb
   ctx.model.release();
 }
 
-export async function runLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<RunMetrics> {
+export async function runLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<RunMetrics> {
   const ctx = await prepare(gpu, spec, io, (n) => specLayers(spec, n), progress);
   const layers = ctx.layers;
   const distilled = await distillLayers(ctx, layers);

@@ -60,7 +60,7 @@ export function paretoFront<T extends { ppl_moe: number; activated_non_embedding
   }));
 }
 
-export async function sweepLadimo(gpu: Gpu, spec: RunSpec, io: HostIO, progress: (m: string) => void): Promise<SweepReport> {
+export async function sweepLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<SweepReport> {
   const ctx = await prepare(gpu, spec, io, (n) => Array.from({ length: n }, (_, i) => i), progress);
   const L = ctx.ckpt.config.nLayers;
   const all = ctx.layers;
