@@ -8,10 +8,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
+import { CHROMIUM } from '../src/cli/chromium.ts';
+import { startPage } from './harness.ts';
 import { allChecks } from '../src/ops/checks.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const RUN_TIMEOUT_MS = 240_000;
 
@@ -26,29 +26,8 @@ test('workbench runs the kernel smoke checks in its worker and all pass', { skip
   let page: Page | undefined;
   const log: string[] = [];
   try {
-    const { createServer } = await import('vite');
-    server = await createServer({
-      root,
-      configFile: `${root}vite.config.ts`,
-      // No file watching or HMR: a source edit elsewhere in the repo must not reload the page mid-run.
-      server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
-      logLevel: 'warn',
-      clearScreen: false,
-    });
-    await server.listen();
-    const address = server.httpServer?.address();
-    assert.ok(address && typeof address === 'object', 'Vite dev server has no address');
-    const url = `http://127.0.0.1:${address.port}/`;
-    t.diagnostic(`vite dev server on ${url}`);
-
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') log.push(`[${m.type()}] ${m.text()}`);
-    });
-    page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
-    page.on('worker', (w) => w.on('console', (m) => log.push(`[worker ${m.type()}] ${m.text()}`)));
+    let url: string;
+    ({ server, browser, page, url } = await startPage(t, log));
     await page.goto(url);
 
     // GPU panel: the adapter is Chromium's SwiftShader.

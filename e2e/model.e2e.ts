@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
+import { CHROMIUM } from '../src/cli/chromium.ts';
+import { startPage } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -32,33 +33,6 @@ const skip = !existsSync(CHROMIUM)
     ? `test models not found at ${STORIES} (../shared/models from the repo root)`
     : false;
 
-/** Vite's dev server and Chromium with SwiftShader WebGPU, as e2e/kernels.e2e.ts starts them. */
-async function startPage(t: { diagnostic(m: string): void }, log: string[]): Promise<{ server: ViteDevServer; browser: Browser; page: Page; url: string }> {
-  const { createServer } = await import('vite');
-  const server = await createServer({
-    root,
-    configFile: `${root}vite.config.ts`,
-    // No file watching or HMR: a source edit elsewhere in the repo must not reload the page mid-run.
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
-    logLevel: 'warn',
-    clearScreen: false,
-  });
-  await server.listen();
-  const address = server.httpServer?.address();
-  assert.ok(address && typeof address === 'object', 'Vite dev server has no address');
-  const url = `http://127.0.0.1:${address.port}/`;
-  t.diagnostic(`vite dev server on ${url}`);
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') log.push(`[${m.type()}] ${m.text()}`);
-  });
-  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
-  page.on('worker', (w) => w.on('console', (m) => log.push(`[worker ${m.type()}] ${m.text()}`)));
-  return { server, browser, page, url };
-}
 
 test('Model stage: load stories260K from files, generate the reference text, export ONNX, explain a truncated file', { skip, timeout: 480_000 }, async (t) => {
   let server: ViteDevServer | undefined;

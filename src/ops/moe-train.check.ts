@@ -11,8 +11,9 @@ import { OpArgumentError } from '../gpu/errors.ts';
 import type { HostArray, Tensor } from '../gpu/tensor.ts';
 import type { Rng } from '../data/rng.ts';
 import { dot, fdError } from './gradcheck.ts';
-import { NONE, moeAuxLoss, type MoeWeights, type RoutingOptions } from './moe.ts';
-import { permuteRef, routeRef, routerLogitsRef, routingMarginRef, softmaxRef, auxLossRef, type MoeDims } from './moe.ref.ts';
+import { blockLabel, makeBlock, sameBits, uploadBlock, type BlockShape } from './moe.fixtures.ts';
+import { NONE, moeAuxLoss, type MoeWeights } from './moe.ts';
+import { permuteRef, routeRef, softmaxRef, auxLossRef, type MoeDims } from './moe.ref.ts';
 import {
   createDistillState, lossPartials, moeAuxGrad, moeDistillLoss, moeDistillStep, moeExpertsBackward, moeExpertsTrain,
   releaseDistillState, type DistillOptions,
@@ -23,9 +24,6 @@ import {
 } from './moe-train.ref.ts';
 
 const FAMILY = 'moe-train';
-/** Smallest distance (in probability) from any routing decision, as moe.check.ts. */
-const MARGIN = 1e-4;
-
 /** Outputs compared on their first `n` elements (rows past the last used slot are never written). */
 type Outputs = Record<string, [Tensor, ArrayLike<number>, number?]>;
 
@@ -42,17 +40,6 @@ async function compareFirst(outputs: Outputs, flags: Record<string, number> = {}
     res.err = Math.max(res.err, Number.isNaN(v) ? Infinity : v);
   }
   return res;
-}
-
-function bits(a: HostArray): Uint32Array {
-  return new Uint32Array(a.buffer, a.byteOffset, a.length);
-}
-
-/** 0 when the first n elements of two tensors hold the same bits, else Infinity. */
-async function sameBits(a: Tensor, b: Tensor, n = a.size): Promise<number> {
-  const [x, y] = [bits(await a.read()), bits(await b.read())];
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return Infinity;
-  return 0;
 }
 
 function releaseAll(...ts: (Tensor | undefined)[]): void {
@@ -234,80 +221,7 @@ const distillLoss: CheckCase[] = lossShapes.map(({ T, H, smoke }) => ({
 
 // ----------------------------------------------------------------------------------------- whole step
 
-interface StepShape extends MoeDims {
-  topK?: number;
-  /** LaDiMo dynamic k, thresholds at the terciles of the tokens' largest routing weight */
-  dynamic?: boolean;
-  normTopK?: boolean;
-  /** experts the router never picks (their router rows push them far down) */
-  unrouted?: number;
-  smoke?: boolean;
-}
-
-interface Block {
-  d: MoeDims;
-  opts: RoutingOptions;
-  x: Float32Array;    // [T, H]
-  Wr: Float32Array;   // [E, H]
-  Wg: Float32Array;   // [E, I, H]
-  Wu: Float32Array;   // [E, I, H]
-  Wd: Float32Array;   // [E, H, I]
-}
-
-function stepLabel(s: StepShape): string {
-  const k = s.dynamic ? 'dynamic k' : `top-${s.topK}`;
-  const unrouted = s.unrouted ? `, ${s.unrouted} expert${s.unrouted > 1 ? 's' : ''} never routed` : '';
-  return `T${s.T} E${s.E} H${s.H} I${s.I} ${k}${s.normTopK ? ' renorm' : ''}${unrouted}`;
-}
-
-/** Random tokens and router redrawn per token until routing is MARGIN away from every tie (as moe.check.ts). */
-function makeBlock(rng: Rng, s: StepShape, experts?: { Wg: Float32Array; Wu: Float32Array; Wd: Float32Array }): Block {
-  const { T, H, I, E } = s;
-  const d = { T, H, I, E };
-  const unrouted = s.unrouted ?? 0;
-  const token = () => {
-    const v = rng.normals(H);
-    if (unrouted) v[0] = 3;   // the unrouted experts' router rows weigh feature 0 by −12
-    return v;
-  };
-  const x = new Float32Array(T * H);
-  for (let t = 0; t < T; t++) x.set(token(), t * H);
-  const Wr = rng.normals(E * H, 2 / Math.sqrt(H));
-  for (let e = E - unrouted; e < E; e++) Wr[e * H] = -12;
-  const Wg = experts?.Wg ?? rng.normals(E * I * H, 1 / Math.sqrt(H));
-  const Wu = experts?.Wu ?? rng.normals(E * I * H, 1 / Math.sqrt(H));
-  const Wd = experts?.Wd ?? rng.normals(E * H * I, 1 / Math.sqrt(I));
-  const opts: RoutingOptions = { normTopK: s.normTopK };
-  const maxWeights = () => {
-    const p = softmaxRef(routerLogitsRef(x, Wr, d), T, E);
-    return Array.from({ length: T }, (_, t) => Math.max(...p.subarray(t * E, (t + 1) * E))).sort((a, b) => a - b);
-  };
-  if (s.dynamic) {
-    const w = maxWeights();
-    const between = (q: number) => {
-      const i = Math.min(T - 1, Math.max(1, Math.round(q * T)));
-      return (w[i - 1] + w[i]) / 2;
-    };
-    opts.dynamic = T > 2 ? { alpha: between(2 / 3), beta: between(1 / 3) } : { alpha: 0.6, beta: 0.3 };
-  } else {
-    opts.topK = s.topK;
-  }
-  for (let tries = 0; ; tries++) {
-    const margin = routingMarginRef(softmaxRef(routerLogitsRef(x, Wr, d), T, E), T, E, opts);
-    const near = [...margin.keys()].filter((t) => margin[t] < MARGIN);
-    if (!near.length) break;
-    if (tries === 100) throw new Error('could not draw tokens away from routing ties');
-    for (const t of near) x.set(token(), t * H);
-  }
-  return { d, opts, x, Wr, Wg, Wu, Wd };
-}
-
-function uploadBlock(gpu: Gpu, b: Block): MoeWeights {
-  const { H, E } = b.d;
-  return { router: gpu.upload(b.Wr, [E, H], 'router'), ...uploadExperts(gpu, b.d, b.Wg, b.Wu, b.Wd) };
-}
-
-const stepShapes: StepShape[] = [
+const stepShapes: BlockShape[] = [
   { T: 37, E: 4, H: 16, I: 12, topK: 2, normTopK: true, smoke: true },
   { T: 7, E: 4, H: 20, I: 8, topK: 1, unrouted: 1 },
   { T: 37, E: 8, H: 32, I: 40, topK: 3 },
@@ -320,7 +234,7 @@ const ADAM = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8 };
 
 const wholeStep: CheckCase[] = stepShapes.map((s) => ({
   family: FAMILY,
-  name: `moeDistillStep vs float64 step (forward, L_mse + α‖L_mse‖L_aux, backward, Adam) ${stepLabel(s)} (finite differences)`,
+  name: `moeDistillStep vs float64 step (forward, L_mse + α‖L_mse‖L_aux, backward, Adam) ${blockLabel(s)} (finite differences)`,
   tol: TOL.grad,
   smoke: s.smoke,
   async run(gpu, rng) {

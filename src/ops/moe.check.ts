@@ -8,100 +8,16 @@ import { TOL, compare, poisoned } from './check.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { OpArgumentError } from '../gpu/errors.ts';
-import type { Rng } from '../data/rng.ts';
 import { dot, fdError } from './gradcheck.ts';
+import { blockLabel, makeBlock, sameBits, sortedMaxWeights, uploadBlock, type BlockShape } from './moe.fixtures.ts';
 import {
   NONE, moeAuxLoss, moeCombineBackward, moeForward, moePermute, moeRoute, moeRouterBackward,
   type MoeForwardResult, type MoeWeights, type RoutingOptions,
 } from './moe.ts';
 import {
   auxLossRef, combineBackwardRef, combineRef, mixRef, moeDenseRef, permuteRef, routeRef, routerBackwardRef,
-  routerLogitsRef, routingMarginRef, routingMaskRef, softmaxRef, type MoeDims,
+  routerLogitsRef, routingMaskRef, softmaxRef, type MoeDims,
 } from './moe.ref.ts';
-
-/** Smallest distance (in probability) from any routing decision; f32 routing error is ~1e-7. */
-const MARGIN = 1e-4;
-
-interface BlockShape extends MoeDims {
-  topK?: number;
-  /** LaDiMo dynamic k, with thresholds at the terciles of the tokens' largest routing weight. */
-  dynamic?: boolean;
-  normTopK?: boolean;
-  /** How many experts the router never picks (their router rows push them far down). */
-  unrouted?: number;
-  smoke?: boolean;
-}
-
-interface Block {
-  d: MoeDims;
-  opts: RoutingOptions;
-  x: Float32Array;    // [T, H]
-  Wr: Float32Array;   // [E, H]
-  Wg: Float32Array;   // [E, I, H]
-  Wu: Float32Array;   // [E, I, H]
-  Wd: Float32Array;   // [E, H, I]
-}
-
-function label(s: BlockShape): string {
-  const k = s.dynamic ? 'dynamic k' : `top-${s.topK}`;
-  const unrouted = s.unrouted ? `, ${s.unrouted} expert${s.unrouted > 1 ? 's' : ''} never routed` : '';
-  return `T${s.T} E${s.E} H${s.H} I${s.I} ${k}${s.normTopK ? ' renorm' : ''}${unrouted}`;
-}
-
-/** Largest routing weight per token, sorted. */
-function sortedMaxWeights(probs: Float64Array, T: number, E: number): number[] {
-  const w = Array.from({ length: T }, (_, t) => Math.max(...probs.subarray(t * E, (t + 1) * E)));
-  return w.sort((a, b) => a - b);
-}
-
-/** Random block weights and tokens, redrawn per token until routing is MARGIN away from every tie. */
-function makeBlock(rng: Rng, s: BlockShape): Block {
-  const { T, H, I, E } = s;
-  const d = { T, H, I, E };
-  const unrouted = s.unrouted ?? 0;
-  // Feature 0 is a constant 3 when some experts are unrouted: their router rows weigh it by −12.
-  const token = () => {
-    const v = rng.normals(H);
-    if (unrouted) v[0] = 3;
-    return v;
-  };
-  const x = new Float32Array(T * H);
-  for (let t = 0; t < T; t++) x.set(token(), t * H);
-  const Wr = rng.normals(E * H, 2 / Math.sqrt(H));
-  for (let e = E - unrouted; e < E; e++) Wr[e * H] = -12;
-  const Wg = rng.normals(E * I * H, 1 / Math.sqrt(H));
-  const Wu = rng.normals(E * I * H, 1 / Math.sqrt(H));
-  const Wd = rng.normals(E * H * I, 1 / Math.sqrt(I));
-  const opts: RoutingOptions = { normTopK: s.normTopK };
-  if (s.dynamic) {
-    const w = sortedMaxWeights(softmaxRef(routerLogitsRef(x, Wr, d), T, E), T, E);
-    const between = (q: number) => {
-      const i = Math.min(T - 1, Math.max(1, Math.round(q * T)));
-      return (w[i - 1] + w[i]) / 2;
-    };
-    opts.dynamic = T > 2 ? { alpha: between(2 / 3), beta: between(1 / 3) } : { alpha: 0.6, beta: 0.3 };
-  } else {
-    opts.topK = s.topK;
-  }
-  for (let tries = 0; ; tries++) {
-    const margin = routingMarginRef(softmaxRef(routerLogitsRef(x, Wr, d), T, E), T, E, opts);
-    const near = [...margin.keys()].filter((t) => margin[t] < MARGIN);
-    if (!near.length) break;
-    if (tries === 100) throw new Error('could not draw tokens away from routing ties');
-    for (const t of near) x.set(token(), t * H);
-  }
-  return { d, opts, x, Wr, Wg, Wu, Wd };
-}
-
-function uploadWeights(gpu: Gpu, b: Block): MoeWeights {
-  const { H, I, E } = b.d;
-  return {
-    router: gpu.upload(b.Wr, [E, H], 'router'),
-    gate_proj: gpu.upload(b.Wg, [E, I, H], 'gate_proj'),
-    up_proj: gpu.upload(b.Wu, [E, I, H], 'up_proj'),
-    down_proj: gpu.upload(b.Wd, [E, H, I], 'down_proj'),
-  };
-}
 
 /** Every tensor in the given records. */
 function tensors(...records: object[]): Tensor[] {
@@ -113,12 +29,6 @@ function exact(got: ArrayLike<number>, want: ArrayLike<number>): number {
   if (got.length !== want.length) return Infinity;
   for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return Infinity;
   return 0;
-}
-
-/** 0 when the two tensors hold the same bits. */
-async function sameBits(a: Tensor, b: Tensor): Promise<number> {
-  const [x, y] = [await a.read(), await b.read()];
-  return exact(new Uint32Array(x.buffer, x.byteOffset, x.length), new Uint32Array(y.buffer, y.byteOffset, y.length));
 }
 
 /** Adds named pass/fail flags (0 or Infinity) to a comparison result. */
@@ -162,7 +72,7 @@ const blocks: BlockShape[] = [
 
 const forward: CheckCase[] = blocks.map((s) => ({
   family: 'moe',
-  name: `block vs dense reference ${label(s)}`,
+  name: `block vs dense reference ${blockLabel(s)}`,
   tol: TOL.gemm,
   smoke: s.smoke,
   async run(gpu, rng) {
@@ -170,7 +80,7 @@ const forward: CheckCase[] = blocks.map((s) => ({
     const { T, H, E } = b.d;
     const want = moeDenseRef(b.x, b.Wr, b.Wg, b.Wu, b.Wd, b.d, b.opts);
     const x = gpu.upload(b.x, [T, H], 'x');
-    const weights = uploadWeights(gpu, b);
+    const weights = uploadBlock(gpu, b);
     const r = moeForward(x, weights, { ...b.opts, out: poisonedRouting(gpu, b.d, want.routing.kMax) });
     const topIds = await r.topIds.read();
     const offsets = await r.expertOffsets.read();
@@ -200,7 +110,7 @@ const permutation: CheckCase = {
     const routing = routeRef(routerLogitsRef(b.x, b.Wr, b.d), s.T, s.E, b.opts);
     const want = permuteRef(routing.topIds, s.T, s.E, routing.kMax);
     const x = gpu.upload(b.x, [s.T, s.H], 'x');
-    const weights = uploadWeights(gpu, b);
+    const weights = uploadBlock(gpu, b);
     const r1 = moeForward(x, weights, { ...b.opts, out: poisonedRouting(gpu, b.d, routing.kMax) });
     const r2 = moeForward(x, weights, b.opts);
     // The reference is a valid grouping by construction (each assignment once, experts in order, (t, j)
@@ -299,7 +209,7 @@ const routerShapes: BlockShape[] = [
 
 const routerBackward: CheckCase[] = routerShapes.map((s) => ({
   family: 'moe',
-  name: `router backward through top-k and softmax ${label(s)} (block finite differences)`,
+  name: `router backward through top-k and softmax ${blockLabel(s)} (block finite differences)`,
   tol: TOL.grad,
   async run(gpu, rng) {
     const b = makeBlock(rng, s);
@@ -321,7 +231,7 @@ const routerBackward: CheckCase[] = routerShapes.map((s) => ({
     const fd = fdError(blockLoss, want.logits, dLogits, rng);
 
     const x = gpu.upload(b.x, [T, H], 'x');
-    const weights = uploadWeights(gpu, b);
+    const weights = uploadBlock(gpu, b);
     const dy = gpu.upload(G, [T, H], 'dy');
     const f = moeForward(x, weights, b.opts);
     const cb = moeCombineBackward(dy, f.ys, f.topW, f, { dTopW: poisoned(gpu, [T, kMax]) });
