@@ -78,6 +78,17 @@ export interface MoeExpertTrainOutputs {
   ys: Tensor;
 }
 
+/** Checks x, the expert weights and the permutation together; returns their dimensions. */
+function expertArgs(op: string, x: Tensor, weights: Omit<MoeWeights, 'router'>, perm: GemmPermutation) {
+  expectTensor(op, 'x', x, [null, null]);
+  const [T, H] = x.shape;
+  const shapes = weightShapes(x, weights);
+  if (T < 1) fail(op, `needs at least one token (${shapes})`);
+  const { E, I } = expertDims(op, weights, H, shapes);
+  const slots = expectPermutation(op, perm, T, E, shapes);
+  return { T, H, E, I, slots, shapes };
+}
+
 /**
  * moeExperts for training: h and ys by the same arithmetic (bit-identical to moeExperts on SwiftShader),
  * and also g and u (gu). x: [T, H]; weights as MoeWeights; perm from moePermute. Rows past the last used
@@ -90,12 +101,7 @@ export function moeExpertsTrain(
   out: Partial<MoeExpertTrainOutputs> = {},
 ): MoeExpertTrainOutputs {
   const op = 'moeExpertsTrain';
-  expectTensor(op, 'x', x, [null, null]);
-  const [T, H] = x.shape;
-  const shapes = weightShapes(x, weights);
-  if (T < 1) fail(op, `needs at least one token (${shapes})`);
-  const { E, I } = expertDims(op, weights, H, shapes);
-  const slots = expectPermutation(op, perm, T, E, shapes);
+  const { H, E, I, slots } = expertArgs(op, x, weights, perm);
   const gu = outTensor(op, x, out.gu, [slots, 2 * I]);
   const h = outTensor(op, x, out.h, [slots, I]);
   const ys = outTensor(op, x, out.ys, [slots, H]);
@@ -153,12 +159,7 @@ export function moeExpertsBackward(
   out: Partial<MoeExpertGrads> = {},
 ): MoeExpertGrads {
   const op = 'moeExpertsBackward';
-  expectTensor(op, 'x', x, [null, null]);
-  const [T, H] = x.shape;
-  const shapes = weightShapes(x, weights);
-  if (T < 1) fail(op, `needs at least one token (${shapes})`);
-  const { E, I } = expertDims(op, weights, H, shapes);
-  const slots = expectPermutation(op, perm, T, E, shapes);
+  const { H, E, I, slots, shapes } = expertArgs(op, x, weights, perm);
   expectTensor(op, 'gu', saved.gu, [slots, 2 * I]);
   expectTensor(op, 'h', saved.h, [slots, I]);
   expectTensor(op, 'dys', dys, [slots, H]);
