@@ -1,5 +1,6 @@
 // What every browser e2e test starts: the workbench from Vite's dev server, in headless Chromium.
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ViteDevServer } from 'vite';
 import type { Browser, Page } from 'playwright-core';
@@ -33,4 +34,14 @@ export async function startPage(t: { diagnostic(m: string): void }, log: string[
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
   page.on('worker', (w) => w.on('console', (m) => log.push(`[worker ${m.type()}] ${m.text()}`)));
   return { server, browser, page, url };
+}
+
+const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
+
+/** Saves e2e/artifacts/<file>: the whole page as the test left it, passed or failed (from the top). */
+export async function keepScreenshot(t: { diagnostic(m: string): void }, page: Page | undefined, file: string): Promise<void> {
+  if (!page) return;
+  mkdirSync(artifacts, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
+  await page.screenshot({ path: `${artifacts}${file}`, fullPage: true }).catch((e) => t.diagnostic(`no screenshot: ${e}`));
 }

@@ -4,15 +4,13 @@
 //   node --import ./bin/register.mjs --test e2e/kernels.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
 import { CHROMIUM } from '../src/cli/chromium.ts';
-import { startPage } from './harness.ts';
+import { keepScreenshot, startPage } from './harness.ts';
 import { allChecks } from '../src/ops/checks.ts';
 
-const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const RUN_TIMEOUT_MS = 240_000;
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`;
@@ -57,11 +55,7 @@ test('workbench runs the kernel smoke checks in its worker and all pass', { skip
     if (log.length) t.diagnostic(`browser console:\n${log.join('\n')}`);
     throw e;
   } finally {
-    // The screenshot shows the page as the test left it, passed or failed.
-    if (page) {
-      mkdirSync(artifacts, { recursive: true });
-      await page.screenshot({ path: `${artifacts}kernels.png`, fullPage: true }).catch((e) => t.diagnostic(`no screenshot: ${e}`));
-    }
+    await keepScreenshot(t, page, 'kernels.png');
     await browser?.close().catch(() => {});
     await server?.close().catch(() => {});
   }

@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
 import { CHROMIUM } from '../src/cli/chromium.ts';
-import { startPage } from './harness.ts';
+import { keepScreenshot, startPage } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -121,12 +121,7 @@ test('Model stage: load stories260K from files, generate the reference text, exp
     if (log.length) t.diagnostic(`browser console:\n${log.join('\n')}`);
     throw e;
   } finally {
-    // The screenshot shows the page as the test left it, passed or failed.
-    if (page) {
-      mkdirSync(artifacts, { recursive: true });
-      await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
-      await page.screenshot({ path: `${artifacts}${shot}`, fullPage: true }).catch((e) => t.diagnostic(`no screenshot: ${e}`));
-    }
+    await keepScreenshot(t, page, shot);
     await browser?.close().catch(() => {});
     await server?.close().catch(() => {});
     rmSync(tmp, { recursive: true, force: true });
@@ -216,11 +211,7 @@ test('Model stage: a GGUF from a URL downloads into the OPFS cache, resuming aft
     if (log.length) t.diagnostic(`browser console:\n${log.join('\n')}`);
     throw e;
   } finally {
-    if (page) {
-      mkdirSync(artifacts, { recursive: true });
-      await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
-      await page.screenshot({ path: `${artifacts}model-url.png`, fullPage: true }).catch((e) => t.diagnostic(`no screenshot: ${e}`));
-    }
+    await keepScreenshot(t, page, 'model-url.png');
     await browser?.close().catch(() => {});
     await server?.close().catch(() => {});
     files?.closeAllConnections();
