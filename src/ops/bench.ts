@@ -7,6 +7,7 @@ import { Rng } from '../data/rng.ts';
 import { matmul } from './matmul.ts';
 import { swiglu } from './activation.ts';
 import { moeExperts, moeForward, type MoeForwardResult, type MoeWeights } from './moe.ts';
+import { createDistillState, moeDistillStep, releaseDistillState } from './moe-train.ts';
 
 export type BenchSuite = 'small' | 'full';
 
@@ -41,7 +42,8 @@ interface BenchCase {
   shape: string;
   flops: number;
   bytes: number;
-  setup(gpu: Gpu, rng: Rng): { record: () => void; release: Tensor[] };
+  /** What to record per repetition, and what to release after (tensors, or a state that owns some). */
+  setup(gpu: Gpu, rng: Rng): { record: () => void; release: { release(): void }[] };
 }
 
 function gemmCase(suite: BenchSuite, name: string, M: number, N: number, K: number, transB = false): BenchCase {
@@ -146,6 +148,33 @@ function groupedGemmCase(s: FfnShape): BenchCase {
   };
 }
 
+/**
+ * One LaDiMo distillation step (§4.2–4.3) at the issue's budget, 512 tokens: router, routing, permutation,
+ * grouped experts, combine, loss, the whole backward and Adam, recorded `reps` times per submit as the run
+ * records them. FLOPs count the GEMMs only: forward 2·T·H·E + 6·T·k·H·Ie, backward twice that.
+ */
+function distillStepCase(s: FfnShape): BenchCase {
+  const Ie = s.I / s.E;
+  const T = 512;
+  return {
+    name: `distill step ${s.label} ${s.E}×top-${s.k}`,
+    suite: s.suite,
+    shape: `T${T} H${s.H} Ie${Ie}`,
+    flops: 3 * (2 * T * s.H * s.E + 6 * T * s.k * s.H * Ie),
+    bytes: 4 * (3 * T * s.H + 4 * 3 * s.E * Ie * s.H),
+    setup(gpu, rng) {
+      const x = gpu.upload(rng.uniforms(T * s.H, -1, 1), [T, s.H]);
+      const target = gpu.upload(rng.uniforms(T * s.H, -0.1, 0.1), [T, s.H]);
+      const w = moeWeights(gpu, rng, s);
+      const state = createDistillState(gpu, w, { topK: s.k, T, alpha: 0.01, lr: 1e-4 });
+      return {
+        record: () => void moeDistillStep(state, { x, target }),
+        release: [x, target, ...Object.values(w), { release: () => releaseDistillState(state) }],
+      };
+    },
+  };
+}
+
 export const benchCases: BenchCase[] = [
   gemmCase('small', 'gemm 1024³', 1024, 1024, 1024),
   gemmCase('full', 'gemm 4096³', 4096, 4096, 4096),
@@ -156,6 +185,7 @@ export const benchCases: BenchCase[] = [
     groupedGemmCase(s),
     denseFfnCase(s.suite, `dense FFN ${s.label} at T·k rows, I/E`, s.T * s.k, s.H, s.I / s.E),
   ]),
+  distillStepCase(FFN_SHAPES[0]),
 ];
 
 export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) => void): Promise<{ suite: BenchSuite; rows: BenchRow[] }> {

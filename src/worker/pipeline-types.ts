@@ -1,0 +1,236 @@
+// The LaDiMo pipeline as the UI sees it: plain data that crosses the worker boundary (structured clone),
+// shared by the worker (src/worker/pipeline.ts), the store (src/state/pipeline.ts) and the charts
+// (src/ui/charts). Field names follow the paper (LaDiMo, arXiv 2408.04278) and `moefy run --json`.
+import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
+import type { RunSpec } from '../state/spec.ts';
+
+export type { LayerPolicy, RunSpec };
+
+/** The long-running stages; each reports TaskProgress and can be cancelled. */
+export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export';
+
+export interface TaskProgress {
+  stage: TaskStage;
+  done: number;
+  total: number;
+  /** what done/total count: 'tokens', 'steps', 'windows', 'points', 'files' */
+  unit: string;
+  /** seconds left at the current rate; null until there is a rate */
+  etaSeconds: number | null;
+  /** one line for the progress bar, e.g. "layer 3: step 120/400, mse 2.1e-2" */
+  detail: string;
+}
+
+// ----------------------------------------------------------------------------- data
+
+/** Calibration and evaluation text: the Brown Corpus built in, or the user's .txt files. */
+export type DataSource =
+  | { kind: 'builtin'; corpus: 'brown' }
+  /** `<domain>.train.txt` / `<domain>.valid.txt` pairs; any other `<name>.txt` is one domain split 90/10 */
+  | { kind: 'files'; files: File[] };
+
+export interface DomainInfo {
+  name: string;
+  trainBytes: number;
+  validBytes: number;
+}
+
+export interface DataSummary {
+  label: string;
+  domains: DomainInfo[];
+}
+
+// ----------------------------------------------------------------------------- distill
+
+/** One point of a layer's loss curve (§4.3: L = L_mse + α·‖L_mse‖·L_aux). */
+export interface LossPoint {
+  step: number;
+  mse: number;
+  aux: number;
+  total: number;
+}
+
+export interface LayerDistillResult {
+  layer: number;
+  /** held-out MSE of the block before and after training */
+  mseBefore: number;
+  mseFinal: number;
+  /** ‖f̂ − f‖ / ‖f‖ on the held-out rows */
+  relErr: number;
+  /** share of held-out (token, slot) assignments per expert, length N */
+  expertLoad: number[];
+  seconds: number;
+  curve: LossPoint[];
+}
+
+/** Streamed while a layer trains, so the loss chart grows live. */
+export interface DistillUpdate {
+  layer: number;
+  point: LossPoint;
+}
+
+// ----------------------------------------------------------------------------- route (Appendix A)
+
+/** Counts of w_m = max_e p_e over equal bins of [0, 1]. */
+export interface Histogram {
+  /** bin i covers [i/bins, (i+1)/bins) (the last bin includes 1) */
+  counts: number[];
+  samples: number;
+}
+
+export interface LayerRouting {
+  layer: number;
+  histogram: Histogram;
+  /** the same layer's histogram on each calibration domain's text (Fig. 9) */
+  byDomain: { domain: string; histogram: Histogram }[];
+  alphaI: number;
+  betaI: number;
+  /** Table 1's choice for this layer */
+  policy: LayerPolicy;
+  /** share of tokens sent to 1, 2, 3 experts under `policy` */
+  kShare: [number, number, number];
+}
+
+export interface RoutingProfile {
+  pU: number;
+  pE: number;
+  /** global quantiles over all MoE layers: P(w_m ≥ α) = p_u, P(w_m ≤ β) = p_e */
+  alpha: number;
+  beta: number;
+  layers: LayerRouting[];
+}
+
+/** Parameters activated per token (LaDiMo §5.2), dense vs the current MoE policies. */
+export interface ActivatedParams {
+  dense: { total: number; nonEmbedding: number };
+  moe: { total: number; nonEmbedding: number };
+  /** per converted layer: the FFN's activated parameters under its policy */
+  perLayer: { layer: number; dense: number; moe: number }[];
+}
+
+/** Routing of a text, for the classroom view: each token's experts in each MoE layer. */
+export interface TokenRouting {
+  /** the decoded pieces, one per token */
+  tokens: string[];
+  layers: {
+    layer: number;
+    /** per token: selected experts, best first, and their routing weights */
+    experts: number[][];
+    weights: number[][];
+    /** per token: the full softmax over the N experts */
+    probs: number[][];
+  }[];
+}
+
+// ----------------------------------------------------------------------------- evaluate (§5.2–5.3)
+
+export interface ModelMetrics {
+  ppl_dense: number;
+  ppl_moe: number;
+  /** share of positions where dense and MoE argmax agree */
+  agreement: number;
+  /** mean KL(dense ‖ MoE) per position */
+  kl: number;
+  prefill_tokens_per_s_dense: number;
+  prefill_tokens_per_s_moe: number;
+  decode_tokens_per_s_dense: number;
+  decode_tokens_per_s_moe: number;
+  activated: ActivatedParams;
+  eval_tokens: number;
+}
+
+/** One point of the accuracy–throughput curve (Fig. 6): the last m layers converted. */
+export interface CurvePoint {
+  m: number;
+  layers: number[];
+  ppl: number;
+  agreement: number;
+  /** MoE prefill tokens/s over dense prefill tokens/s in the same run */
+  relThroughput: number;
+  activatedNonEmbedding: number;
+}
+
+/** One layer converted alone (Fig. 5). */
+export interface SensitivityBar {
+  layer: number;
+  ppl: number;
+  agreement: number;
+}
+
+export interface SweepResult {
+  /** m = 0 is the dense model */
+  curve: CurvePoint[];
+  sensitivity: SensitivityBar[];
+  ppl_dense: number;
+}
+
+// ----------------------------------------------------------------------------- results, storage
+
+/** Everything a run produced; exported with its spec as one JSON file (never in the URL). */
+export interface RunResults {
+  capture: { tokens: number; layers: number[] } | null;
+  distill: LayerDistillResult[];
+  routing: RoutingProfile | null;
+  evaluation: ModelMetrics | null;
+  sweep: SweepResult | null;
+}
+
+/** What a new visit finds stored for a spec: lets the UI offer "resume". */
+export interface ResumeInfo {
+  captured: boolean;
+  /** layers whose distillation finished */
+  layersDone: number[];
+  /** a layer stopped mid-way: the last saved step */
+  partial: { layer: number; step: number; steps: number } | null;
+}
+
+export interface StoredItem {
+  /** the key deleteStored takes */
+  key: string;
+  kind: 'model' | 'capture' | 'checkpoint' | 'export';
+  label: string;
+  bytes: number;
+}
+
+export interface StorageReport {
+  backend: 'opfs' | 'indexeddb' | 'memory';
+  items: StoredItem[];
+  /** navigator.storage.estimate(), when the browser has it */
+  usage: number | null;
+  quota: number | null;
+}
+
+// ----------------------------------------------------------------------------- the worker API
+
+/**
+ * The LaDiMo pipeline in the worker, over the model the Model stage loaded. Every stage takes the whole
+ * spec (the same document as the URL and `moefy run`), so a stage's inputs are explicit; stages after
+ * the first need the ones before (an error says which is missing). Long stages report TaskProgress,
+ * stop with an AbortError after cancel(), and save checkpoints in browser storage (OPFS, else IndexedDB)
+ * keyed by the spec, so a reload resumes them.
+ */
+export interface PipelineApi {
+  setData(source: DataSource): Promise<DataSummary>;
+  /** Stored work for this spec (capture, finished and partial layers). */
+  resumeInfo(spec: RunSpec): Promise<ResumeInfo>;
+  /** Stage 1 (§4.2, §5.1): FFN inputs and outputs of the spec's layers over calibration text. */
+  capture(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<NonNullable<RunResults['capture']>>;
+  /** Stages 2–3 (§4.1–4.3): construct each layer's experts and router, then distil it; resumes. */
+  distill(spec: RunSpec, onProgress?: (p: TaskProgress) => void, onUpdate?: (u: DistillUpdate) => void): Promise<LayerDistillResult[]>;
+  /** Stages 4–5 (Appendix A): profile w_m per layer and per domain, decide Table 1 policies. */
+  profile(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<RoutingProfile>;
+  /** Overrides one layer's policy (the classroom switch); returns the new activated-parameter count. */
+  setLayerPolicy(layer: number, policy: LayerPolicy): Promise<ActivatedParams>;
+  /** Routes `text` through the converted model with the current policies. */
+  routeText(text: string): Promise<TokenRouting>;
+  /** Stage 6 (§5.2–5.3): dense vs MoE with the current policies. */
+  evaluate(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<ModelMetrics>;
+  /** Fig. 6 and Fig. 5: the last m layers for m = 0…(converted layers), and each layer alone. */
+  sweep(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<SweepResult>;
+  /** Stage 7: a Hugging Face Qwen2-MoE folder (config.json, model.safetensors, tokenizer, moefy.json). */
+  exportModel(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<{ name: string; bytes: Uint8Array }[]>;
+  /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
+  cancel(): Promise<void>;
+  storage(): Promise<StorageReport>;
+  deleteStored(key: string): Promise<void>;
+}
