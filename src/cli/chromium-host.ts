@@ -11,6 +11,8 @@ import { build } from 'esbuild';
 import type { TaskName } from './tasks.ts';
 import { listFiles, nodeIO } from './io-node.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.ts';
+import { BROWN_BUILTIN } from '../data/brown.ts';
+import { serveBrown } from '../data/brown-node.ts';
 
 export { CHROMIUM, CHROMIUM_ARGS };
 
@@ -44,16 +46,19 @@ async function bundleTasks(): Promise<string> {
   return out.outputFiles[0].text;
 }
 
-/** Serves the page, and the named paths' files for HostIO (/ls lists, /fs serves byte ranges); nothing else. */
 /** Whether `path` is one of `allowed` or inside one of them. */
 function permitted(allowed: readonly string[], path: string): boolean {
   const p = resolve(path);
   return allowed.map((a) => resolve(a)).some((r) => p === r || p.startsWith(r + sep));
 }
 
-function serve(files: Record<string, [string, string]>, allowed: readonly string[]): Promise<Server> {
+/**
+ * Serves the page, and the named paths' files for HostIO (/ls lists, /fs serves byte ranges), and the
+ * built-in corpus under /corpus/brown/ when `builtin:brown` is one of them; nothing else.
+ */
+export function serve(files: Record<string, [string, string]>, allowed: readonly string[]): Promise<Server> {
   const server = createServer((req, res) => {
-    handle(req, res, files, (p) => permitted(allowed, p)).catch((e) => {
+    handle(req, res, files, allowed).catch((e) => {
       res.statusCode = 500;
       res.end(String((e as Error).message));
     });
@@ -61,7 +66,7 @@ function serve(files: Record<string, [string, string]>, allowed: readonly string
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, files: Record<string, [string, string]>, permitted: (p: string) => boolean) {
+async function handle(req: IncomingMessage, res: ServerResponse, files: Record<string, [string, string]>, allowed: readonly string[]) {
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const f = files[url.pathname];
   if (f) {
@@ -69,8 +74,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, files: Record<s
     res.end(f[1]);
     return;
   }
+  if (allowed.includes(BROWN_BUILTIN) && (await serveBrown(req, res))) return;
   const path = resolve(url.searchParams.get('path') ?? '');
-  if (!['/ls', '/fs'].includes(url.pathname) || !permitted(path)) {
+  if (!['/ls', '/fs'].includes(url.pathname) || !permitted(allowed, path)) {
     res.statusCode = 404;
     res.end(`${path}: not one of the paths given to this command`);
     return;

@@ -4,8 +4,13 @@ import { existsSync } from 'node:fs';
 import { CHROMIUM } from './chromium.ts';
 import { createNodeGpu } from '../gpu/node.ts';
 import { tasks, type TaskName } from './tasks.ts';
-import type { HostIO } from './io.ts';
+import { withBuiltins, type HostIO } from './io.ts';
 import { nodeIO } from './io-node.ts';
+import { BROWN_BUILTIN, brownSources } from '../data/brown.ts';
+import { loadBrown } from '../data/brown-node.ts';
+
+/** What a task on Dawn reads: Node's filesystem, and the built-in corpus from node_modules. */
+export const nodeHostIO: HostIO = withBuiltins(nodeIO, { [BROWN_BUILTIN]: async () => brownSources(await loadBrown()) });
 
 export type HostName = 'dawn' | 'chromium';
 
@@ -28,7 +33,7 @@ export async function runTask<N extends TaskName>(
   }
   try {
     const task = tasks[name] as unknown as (g: typeof gpu, a: typeof args, p: typeof progress, io: HostIO) => Promise<R>;
-    return await task(gpu, args, progress, nodeIO);
+    return await task(gpu, args, progress, nodeHostIO);
   } finally {
     gpu.destroy();
   }
