@@ -3,6 +3,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './ui/App.tsx';
 import './ui/app.css';
+import './ui/pipeline/pipeline.css';
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -73,3 +73,106 @@ test('LaDiMo run resumes from its checkpoints and refuses another run\'s', { ski
   for (const [k, v] of na) assert.ok(Math.abs(v - nb.get(k)!) <= 1e-6 * Math.max(1, Math.abs(v)), `${k}: ${v} then ${nb.get(k)}`);
   await assert.rejects(runTask('run', { ...s, 'train.steps': 41 }, () => {}, paths), /holds checkpoints of another run \(its train\.steps is 40, this spec's is 41\)/);
 });
+
+// Stops and resumes drive the stages directly, inside a page (Vite serves the engine; the model and data
+// come through routes), with an AbortSignal: the capture stopped after five windows (two chunks saved, the
+// third saved at the stop) and each layer's distillation stopped part-way (checkpoints at every loss
+// reading) must resume to the bit-identical captured rows, weights and metrics of a run that never stopped.
+test('LaDiMo capture and distillation stopped by an AbortSignal resume bit-identically from their checkpoints', { skip, timeout: 900_000 }, async (t) => {
+  const { startPage } = await import('../e2e/harness.ts');
+  const log: string[] = [];
+  const { server, browser, page, url } = await startPage(t, log);
+  try {
+    await page.route('**/__moefy/**', (route) => {
+      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
+      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
+      return route.fulfill({ path: `${shared}${path}` });
+    });
+    // page.evaluate sends functions as their source text, where tsx's keepNames calls __name
+    await page.addInitScript('globalThis.__name = (f) => f;');
+    await page.goto(`${url}__moefy/blank`);
+    const s = { ...spec(), 'eval.maxWindows': 1, 'eval.throughputTokens': 64, 'eval.decodeTokens': 2 };
+    type Stops = { captureWindows?: number; distill?: [layer: number, step: number][] };
+    const run = (stops: Stops) => page.evaluate(async ({ s, stops }) => {
+      const m = Object.assign({}, ...(await Promise.all([
+        '/src/gpu/browser.ts', '/src/model/load.ts', '/src/model/llama.ts', '/src/model/source.ts', '/src/model/source-hub.ts', '/src/worker/storage.ts',
+        '/src/methods/ladimo/checkpoint.ts', '/src/methods/ladimo/context.ts', '/src/methods/ladimo/data.ts', '/src/methods/ladimo/capture-stage.ts',
+        '/src/methods/ladimo/distill-stage.ts', '/src/methods/ladimo/routing.ts', '/src/methods/ladimo/evaluate.ts',
+      ].map((p) => import(/* @vite-ignore */ p)))));
+      const source = async (p: string) => m.bytesSource(p, new Uint8Array(await (await fetch(`/__moefy/${p}`)).arrayBuffer()));
+      const hash = (a: Float32Array) => new Uint32Array(a.buffer).reduce((h, v) => Math.imul(h ^ v, 16777619) >>> 0, 2166136261);
+      const gpu = await m.createBrowserGpu();
+      const files = await Promise.all(['models/stories260K/stories260K.bin', 'models/stories260K/tok512.bin'].map(source));
+      const ckpt = await m.openCheckpoint(files);
+      const model = await m.LlamaModel.load(gpu, ckpt.weights);
+      const texts = ['brown-fiction', 'brown-adventure'].flatMap((d) => ['train', 'valid'].map((x) => source(`data/corpus/${d}.${x}.txt`)));
+      const data = await m.textDataFromFiles(await Promise.all(texts), 'corpus');
+      const store = m.blobStore(m.memoryBlobCache(), 'memory');
+      const ctx = await m.openRun(s, { ckpt, files, model }, data, [3, 4], await m.RunCheckpoint.open(store, 'run', m.checkpointIdentity(s)));
+      const stopped: string[] = [];
+      const logs: string[] = [];
+      // each stage again after every AbortError, as a reload would
+      const resumed = async <T,>(call: (signal: AbortSignal, stop: () => void) => Promise<T>): Promise<T> => {
+        for (;;) {
+          const ac = new AbortController();
+          try {
+            return await call(ac.signal, () => ac.abort());
+          } catch (e) {
+            if ((e as Error).name !== 'AbortError') throw e;
+            stopped.push((e as Error).message);
+          }
+        }
+      };
+      type GpuArray = { read(): Promise<Float32Array>; release(): void };
+      let windows = 0;
+      const capture: { tokens: number; layers: Map<number, { x: GpuArray; fx: GpuArray }> } = await resumed((signal, stop) => m.captureStage(ctx, {
+        signal, onLog: (l: string) => logs.push(l), onProgress: () => ++windows === stops.captureWindows && stop(),
+      }, { chunkRows: 200 }));
+      const pending = [...(stops.distill ?? [])];
+      const distilled = await resumed((signal, stop) => m.distillLayers(ctx, capture, ctx.layers, { signal, onLog: (l: string) => logs.push(l) }, {
+        checkpointSeconds: stops.distill ? 0 : undefined,
+        onPoint: (l: number, p: { step: number }) => {
+          if (pending[0]?.[0] === l && pending[0][1] === p.step) {
+            pending.shift();
+            stop();
+          }
+        },
+      })) as Map<number, { weights: Record<string, GpuArray>; result: object }>;
+      const { global, routes } = await m.decideRouting(ctx, distilled, ctx.layers, 'adaptive');
+      const ev = await m.evaluate(ctx, distilled, routes);
+      const layers = [];
+      for (const [l, d] of distilled) {
+        const weights: Record<string, number> = {};
+        for (const [k, w] of Object.entries(d.weights)) weights[k] = hash(await w.read());
+        layers.push({ l, ...d.result, seconds: 0, weights, route: routes.get(l) });
+        Object.values(d.weights).forEach((w) => w.release());
+      }
+      const captured = [];
+      for (const c of capture.layers.values()) captured.push([hash(await c.x.read()), hash(await c.fx.read())]);
+      for (const c of capture.layers.values()) [c.x, c.fx].forEach((x) => x.release());
+      model.release();
+      gpu.destroy();
+      for (const k of Object.keys(ev.model)) if (/tokens_per_s/.test(k)) delete ev.model[k];
+      return { stopped, logs, captured, tokens: capture.tokens, layers, global, model: ev.model, stored: (await store.list()).map((f: { path: string }) => f.path) as string[] };
+    }, { s, stops });
+
+    const plain = await run({});
+    const stopped = await run({ captureWindows: 5, distill: [[3, 12], [4, 25]] });
+    t.diagnostic(`stopped: ${stopped.stopped.join('; ')}`);
+    t.diagnostic(stopped.logs.join('\n'));
+    assert.deepEqual(stopped.stopped, ['capture was cancelled', 'distilling layer 3 was cancelled', 'distilling layer 4 was cancelled']);
+    assert.ok(stopped.logs.some((l) => /^capture: resumed at \d+\/\d+ tokens/.test(l)), 'the capture resumes from its chunks');
+    assert.ok(stopped.logs.includes('layer 3: resumed at step 12/40 from run'));
+    assert.ok(stopped.logs.includes('layer 4: resumed at step 25/40 from run'));
+    assert.ok(stopped.stored.some((p) => /capture\.c0002\.json$/.test(p)), 'the capture was saved in chunks');
+    assert.ok(!stopped.stored.some((p) => /partial/.test(p)), 'a finished layer drops its partial checkpoints');
+    const { stopped: _a, logs: _b, stored: _c, ...same } = stopped;
+    const { stopped: _d, logs: _e, stored: _f, ...want } = plain;
+    void _a, _b, _c, _d, _e, _f;
+    assert.deepEqual(same, want);
+  } finally {
+    if (log.length) t.diagnostic(log.join('\n'));
+    await browser.close().catch(() => {});
+    await server.close().catch(() => {});
+  }
+});

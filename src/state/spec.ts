@@ -3,42 +3,43 @@
 // once in this table with its type, default and choices; the CLI (`moefy run SPEC.json`), the examples
 // and the UI's URL read and validate specs through it, so no other place knows the fields.
 
-type Field =
-  | { key: string; type: 'number'; default: number; min?: number; max?: number; int?: boolean; doc: string }
-  | { key: string; type: 'string'; default: string; choices?: readonly string[]; doc: string }
-  | { key: string; type: 'boolean'; default: boolean; doc: string };
+/** `label` is what a form shows, `doc` the one-line explanation beside it (and the CLI's help). */
+export type Field =
+  | { key: string; label: string; type: 'number'; default: number; min?: number; max?: number; int?: boolean; doc: string }
+  | { key: string; label: string; type: 'string'; default: string; choices?: readonly string[]; doc: string }
+  | { key: string; label: string; type: 'boolean'; default: boolean; doc: string };
 
 export const SPEC_VERSION = 1;
 
 export const FIELDS = [
-  { key: 'model', type: 'string', default: '', doc: 'dense checkpoint: HF folder, .gguf, llama2.c .bin, URL or HF repo id' },
-  { key: 'tokenizer', type: 'string', default: '', doc: 'llama2.c tokenizer.bin when model is a .bin' },
-  { key: 'data', type: 'string', default: '', doc: 'folder of <domain>.train.txt / <domain>.valid.txt (one document per line)' },
-  { key: 'method', type: 'string', default: 'ladimo', choices: ['ladimo'], doc: 'the MoEfication method' },
-  { key: 'calibration.domains', type: 'string', default: 'all', doc: "comma-separated domains for calibration, or 'all'" },
-  { key: 'calibration.tokens', type: 'number', default: 100_000, min: 1, int: true, doc: 'FFN inputs captured per layer (LaDiMo §5.1: 100K)' },
-  { key: 'construct.layers', type: 'string', default: 'last:4', doc: "layers to convert: 'last:m' or a comma list like '4,5,6,7'" },
-  { key: 'construct.experts', type: 'number', default: 8, min: 1, max: 256, int: true, doc: 'experts per MoE layer, N' },
-  { key: 'construct.split', type: 'string', default: 'contiguous', choices: ['contiguous', 'random', 'coactivation', 'copy'], doc: 'how the FFN neurons become experts (§4.1)' },
-  { key: 'construct.routerInit', type: 'string', default: 'random', choices: ['random', 'kmeans'], doc: 'router initialisation' },
-  { key: 'train.steps', type: 'number', default: 4000, min: 0, int: true, doc: 'Adam steps per layer' },
-  { key: 'train.batchTokens', type: 'number', default: 512, min: 1, int: true, doc: 'tokens per step' },
-  { key: 'train.lr', type: 'number', default: 1e-3, min: 0, doc: 'Adam learning rate' },
-  { key: 'train.alpha', type: 'number', default: 0.01, min: 0, doc: 'α in L = MSE + α‖L_mse‖·L_aux (§4.3)' },
-  { key: 'train.topK', type: 'number', default: 2, min: 1, max: 8, int: true, doc: 'experts per token while training' },
-  { key: 'train.normTopK', type: 'boolean', default: false, doc: 'renormalise the selected routing weights' },
-  { key: 'train.heldOut', type: 'number', default: 0.1, min: 0, max: 0.5, doc: 'share of captured tokens held out for rel_err' },
-  { key: 'router.policy', type: 'string', default: 'adaptive', choices: ['adaptive', 'top1', 'top2', 'top3'], doc: 'inference routing: Table 1 adaptive router or a fixed top-k' },
-  { key: 'router.pU', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_u: share of extremely uneven routing distributions (Appendix A)' },
-  { key: 'router.pE', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_e: share of extremely even routing distributions (Appendix A)' },
-  { key: 'eval.domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
-  { key: 'eval.window', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },
-  { key: 'eval.maxWindows', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
-  { key: 'eval.throughputTokens', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },
-  { key: 'eval.decodeTokens', type: 'number', default: 64, min: 0, int: true, doc: 'decode steps for tokens/s' },
-  { key: 'checkpoint.dir', type: 'string', default: '', doc: 'save captured activations and distilled layers here so an interrupted run resumes (empty: no checkpoints)' },
-  { key: 'export.dir', type: 'string', default: '', doc: 'write the MoE model here as a Hugging Face Qwen2-MoE folder with a moefy.json sidecar (empty: no export)' },
-  { key: 'seed', type: 'number', default: 0, min: 0, int: true, doc: 'seeds every random choice of the run' },
+  { key: 'model', label: 'Model', type: 'string', default: '', doc: 'dense checkpoint: HF folder, .gguf, llama2.c .bin, URL or HF repo id' },
+  { key: 'tokenizer', label: 'Tokenizer', type: 'string', default: '', doc: 'llama2.c tokenizer.bin when model is a .bin' },
+  { key: 'data', label: 'Data', type: 'string', default: '', doc: "folder of <domain>.train.txt / <domain>.valid.txt (one document per line), or 'builtin:brown' for the Brown Corpus genres built in" },
+  { key: 'method', label: 'Method', type: 'string', default: 'ladimo', choices: ['ladimo'], doc: 'the MoEfication method' },
+  { key: 'calibration.domains', label: 'Calibration domains', type: 'string', default: 'all', doc: "comma-separated domains for calibration, or 'all'" },
+  { key: 'calibration.tokens', label: 'Calibration tokens per layer', type: 'number', default: 100_000, min: 1, int: true, doc: 'FFN inputs captured per layer (LaDiMo §5.1: 100K)' },
+  { key: 'construct.layers', label: 'Layers to convert', type: 'string', default: 'last:4', doc: "layers to convert: 'last:m' or a comma list like '4,5,6,7'" },
+  { key: 'construct.experts', label: 'Experts per layer (N)', type: 'number', default: 8, min: 1, max: 256, int: true, doc: 'experts per MoE layer, N' },
+  { key: 'construct.split', label: 'Expert construction', type: 'string', default: 'contiguous', choices: ['contiguous', 'random', 'coactivation', 'copy'], doc: 'how the FFN neurons become experts (§4.1)' },
+  { key: 'construct.routerInit', label: 'Router initialisation', type: 'string', default: 'random', choices: ['random', 'kmeans'], doc: 'router initialisation' },
+  { key: 'train.steps', label: 'Steps per layer', type: 'number', default: 4000, min: 0, int: true, doc: 'Adam steps per layer' },
+  { key: 'train.batchTokens', label: 'Tokens per step', type: 'number', default: 512, min: 1, int: true, doc: 'tokens per step' },
+  { key: 'train.lr', label: 'Learning rate', type: 'number', default: 1e-3, min: 0, doc: 'Adam learning rate' },
+  { key: 'train.alpha', label: 'Balance weight α', type: 'number', default: 0.01, min: 0, doc: 'α in L = MSE + α‖L_mse‖·L_aux (§4.3)' },
+  { key: 'train.topK', label: 'Top-k while training', type: 'number', default: 2, min: 1, max: 8, int: true, doc: 'experts per token while training' },
+  { key: 'train.normTopK', label: 'Renormalise top-k weights', type: 'boolean', default: false, doc: 'renormalise the selected routing weights' },
+  { key: 'train.heldOut', label: 'Held-out share', type: 'number', default: 0.1, min: 0, max: 0.5, doc: 'share of captured tokens held out for rel_err' },
+  { key: 'router.policy', label: 'Routing policy', type: 'string', default: 'adaptive', choices: ['adaptive', 'top1', 'top2', 'top3'], doc: 'inference routing: Table 1 adaptive router or a fixed top-k' },
+  { key: 'router.pU', label: 'p_u (uneven share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_u: share of extremely uneven routing distributions (Appendix A)' },
+  { key: 'router.pE', label: 'p_e (even share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_e: share of extremely even routing distributions (Appendix A)' },
+  { key: 'eval.domain', label: 'Evaluation domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
+  { key: 'eval.window', label: 'Window (tokens)', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },
+  { key: 'eval.maxWindows', label: 'Windows at most', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
+  { key: 'eval.throughputTokens', label: 'Prefill tokens for tokens/s', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },
+  { key: 'eval.decodeTokens', label: 'Decode tokens for tokens/s', type: 'number', default: 64, min: 0, int: true, doc: 'decode steps for tokens/s' },
+  { key: 'checkpoint.dir', label: 'Checkpoint folder', type: 'string', default: '', doc: 'save captured activations and distilled layers here so an interrupted run resumes (empty: no checkpoints)' },
+  { key: 'export.dir', label: 'Export folder', type: 'string', default: '', doc: 'write the MoE model here as a Hugging Face Qwen2-MoE folder with a moefy.json sidecar (empty: no export)' },
+  { key: 'seed', label: 'Seed', type: 'number', default: 0, min: 0, int: true, doc: 'seeds every random choice of the run' },
 ] as const satisfies readonly Field[];
 
 type FieldOf<K> = Extract<(typeof FIELDS)[number], { key: K }>;

@@ -1,13 +1,14 @@
 // UI state for the workbench shell, and the connection to the engine worker.
-// The engine runs in a Web Worker behind the EngineApi interface (src/worker/api.ts); the store only
-// holds what the page shows. A run is cancelled by terminating the worker; the next call starts a new one.
+// The engine runs in a Web Worker behind the EngineApi interface (src/worker/api.ts, reached through
+// engine.ts); the store only holds what the page shows. A kernel check is cancelled by terminating the
+// worker; the next call starts a new one.
 import * as Comlink from 'comlink';
 import { create } from 'zustand';
+import { engineStarted, getEngine, onEngineFailed, onEngineStopped, stopEngine } from './engine.ts';
 import type {
   CacheInfo,
   CheckCaseInfo,
   CheckReport,
-  EngineApi,
   GenerateOutcome,
   GenerateUpdate,
   GpuReport,
@@ -15,32 +16,6 @@ import type {
   ModelSource,
   ModelSummary,
 } from '../worker/api.ts';
-
-// ---------------------------------------------------------------- engine worker
-
-let worker: Worker | null = null;
-let engine: Comlink.Remote<EngineApi> | null = null;
-
-function getEngine(): Comlink.Remote<EngineApi> {
-  if (!engine) {
-    const w = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'moefy-engine' });
-    w.addEventListener('error', (e) => {
-      if (worker === w) useStore.getState().engineFailed(e.message || 'the engine worker failed to start');
-    });
-    worker = w;
-    engine = Comlink.wrap<EngineApi>(w);
-  }
-  return engine;
-}
-
-function stopEngine(): void {
-  const had = worker !== null;
-  worker?.terminate();
-  worker = null;
-  engine = null;
-  // The loaded model lived in that worker.
-  if (had) useStore.getState().engineStopped();
-}
 
 // ---------------------------------------------------------------- state
 
@@ -70,8 +45,9 @@ export interface CheckState {
 }
 
 /** The page the shell shows: the Kernels setup page, or a pipeline stage. */
-export type Stage = 'kernels' | 'model';
-export const STAGE_IDS: readonly Stage[] = ['kernels', 'model'];
+/** The pages: Kernels (setup), then the pipeline stages in order. */
+export const STAGE_IDS = ['kernels', 'model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export'] as const;
+export type Stage = (typeof STAGE_IDS)[number];
 
 export type ModelStatus = 'empty' | 'loading' | 'ready' | 'error' | 'cancelled';
 
@@ -317,7 +293,7 @@ export const useStore = create<Store>()((set, get) => {
       loadId++;
       patchModel({ ...EMPTY_MODEL });
       set((s) => ({ gen: { ...s.gen, ...IDLE_GEN_OUTPUT, status: 'idle' }, onnx: { status: 'idle', bytes: null, error: null } }));
-      if (engine) await getEngine().unloadModel().catch(() => {});
+      if (engineStarted()) await getEngine().unloadModel().catch(() => {});
     },
 
     dismissModelError() {
@@ -353,7 +329,7 @@ export const useStore = create<Store>()((set, get) => {
     },
 
     stopGenerate() {
-      if (get().gen.status === 'running' && engine) void getEngine().stopGenerate();
+      if (get().gen.status === 'running' && engineStarted()) void getEngine().stopGenerate();
     },
 
     async exportOnnx() {
@@ -386,3 +362,6 @@ export const useStore = create<Store>()((set, get) => {
     },
   };
 });
+
+onEngineStopped(() => useStore.getState().engineStopped());
+onEngineFailed((m) => useStore.getState().engineFailed(m));

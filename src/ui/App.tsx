@@ -1,12 +1,21 @@
-// The workbench shell: header, pipeline sidebar, and the pages that work today: Kernels (the adapter the
-// engine runs on and the kernel checks, GPU kernel vs float64 CPU reference) and the Model stage
-// (src/ui/model/). The page follows the URL hash (#kernels, #model).
+// The workbench shell: header, pipeline sidebar (Sidebar.tsx), and one page per stage: Kernels (the
+// adapter the engine runs on and the kernel checks, GPU kernel vs float64 CPU reference), the Model stage
+// (src/ui/model/) and the LaDiMo pipeline stages (src/ui/pipeline/). The page follows the URL hash
+// (#kernels, #model, #data, …); the run spec lives in the URL's query (pipeline/spec-url.tsx).
 import { useEffect } from 'react';
 import { STAGE_IDS, useStore, type CheckState, type GpuState, type Stage } from '../state/store.ts';
 // Types only: the engine's code stays in the worker bundle.
 import type { CheckReport, GpuReport, LimitKey } from '../worker/api.ts';
 import { fmtBytes, fmtDuration, fmtEta } from './format.ts';
 import { ModelStage } from './model/ModelStage.tsx';
+import { DataStage } from './pipeline/DataStage.tsx';
+import { ConstructStage } from './pipeline/ConstructStage.tsx';
+import { DistillStage } from './pipeline/DistillStage.tsx';
+import { RouteStage } from './pipeline/RouteStage.tsx';
+import { EvaluateStage } from './pipeline/EvaluateStage.tsx';
+import { ExportStage } from './pipeline/ExportStage.tsx';
+import { SpecNotice, useSpecUrl } from './pipeline/spec-url.tsx';
+import { Sidebar } from './Sidebar.tsx';
 import { useTicker } from './hooks.ts';
 
 export function App() {
@@ -16,6 +25,7 @@ export function App() {
     void loadGpu();
   }, [loadGpu]);
   useHashStage();
+  useSpecUrl();
 
   return (
     <div className="shell">
@@ -23,11 +33,28 @@ export function App() {
       <div className="body">
         <Sidebar stage={stage} />
         <main className="main" data-stage={stage}>
-          {stage === 'model' ? <ModelStage /> : <KernelsPage />}
+          <SpecNotice />
+          <Page stage={stage} />
         </main>
       </div>
     </div>
   );
+}
+
+const PAGES: Record<Stage, () => React.JSX.Element> = {
+  kernels: KernelsPage,
+  model: ModelStage,
+  data: DataStage,
+  construct: ConstructStage,
+  distill: DistillStage,
+  route: RouteStage,
+  evaluate: EvaluateStage,
+  export: ExportStage,
+};
+
+function Page({ stage }: { stage: Stage }) {
+  const P = PAGES[stage];
+  return <P />;
 }
 
 /** Keeps the store's stage in step with location.hash ('#model'); anything else shows Kernels. */
@@ -101,72 +128,6 @@ function GpuBadge({ gpu }: { gpu: GpuState }) {
       WebGPU · {i.architecture || i.vendor}
       {i.software ? ' (software)' : ''}
     </span>
-  );
-}
-
-// ---------------------------------------------------------------- sidebar
-
-/** The pipeline; a stage with an `id` is open (its page is #id). */
-const STAGES: { name: string; what: string; id?: Stage }[] = [
-  { name: 'Model', what: 'Load a dense LLaMA checkpoint', id: 'model' },
-  { name: 'Data', what: 'Calibration and training text' },
-  { name: 'Construct', what: 'Split each FFN into experts' },
-  { name: 'Distill', what: 'Recover quality from the dense model' },
-  { name: 'Route', what: 'Train and inspect the routers' },
-  { name: 'Evaluate', what: 'Perplexity and task scores' },
-  { name: 'Export', what: 'Save the MoE checkpoint' },
-];
-
-function Sidebar({ stage }: { stage: Stage }) {
-  const modelReady = useStore((s) => s.model.status === 'ready');
-  return (
-    <nav className="sidebar" aria-label="Pipeline">
-      <div className="nav-group">
-        <div className="nav-title">Setup</div>
-        <a className={`nav-item ${stage === 'kernels' ? 'active' : ''}`} aria-current={stage === 'kernels' ? 'page' : undefined} href="#kernels">
-          <span className="nav-icon" aria-hidden="true">
-            <svg viewBox="0 0 16 16">
-              <path d="M5 2v2M8 2v2M11 2v2M5 12v2M8 12v2M11 12v2M2 5h2M2 8h2M2 11h2M12 5h2M12 8h2M12 11h2" />
-              <rect x="4" y="4" width="8" height="8" rx="1.5" />
-            </svg>
-          </span>
-          <span className="nav-text">
-            <span className="nav-name">Kernels</span>
-            <span className="nav-what">Adapter and kernel checks</span>
-          </span>
-        </a>
-      </div>
-      <div className="nav-group">
-        <div className="nav-title">Pipeline</div>
-        <ol className="stages">
-          {STAGES.map((s, i) =>
-            s.id ? (
-              <li key={s.name} className={`stage stage-open ${stage === s.id ? 'active' : ''} ${s.id === 'model' && modelReady ? 'complete' : ''}`}>
-                <a className="stage-link" href={`#${s.id}`} aria-current={stage === s.id ? 'page' : undefined}>
-                  <span className="stage-num">{s.id === 'model' && modelReady ? '✓' : i + 1}</span>
-                  <span className="nav-text">
-                    <span className="nav-name">{s.name}</span>
-                    <span className="nav-what">{s.what}</span>
-                  </span>
-                </a>
-              </li>
-            ) : (
-              <li key={s.name} className="stage" aria-disabled="true">
-                <span className="stage-num">{i + 1}</span>
-                <span className="nav-text">
-                  <span className="nav-name">{s.name}</span>
-                  <span className="nav-what">{s.what}</span>
-                </span>
-                <span className="soon">Not yet available</span>
-              </li>
-            ),
-          )}
-        </ol>
-      </div>
-      <p className="nav-note">
-        Pipeline stages open as the engine gains them. The <code>moefy</code> CLI runs the same engine in Node.
-      </p>
-    </nav>
   );
 }
 

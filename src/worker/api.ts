@@ -3,6 +3,9 @@
 // Every method takes plain data and returns plain objects (or a Promise of them), progress comes back
 // through a callback (a Comlink.proxy across the worker boundary), errors are typed classes
 // (NoWebGpuError when the host has no WebGPU). The engine never touches the DOM.
+// The LaDiMo pipeline (pipeline.ts) is part of the same interface: EngineApi extends PipelineApi, so its
+// methods sit on engineApi beside the model's (flat, which Comlink.wrap types and proxies directly):
+// `await engine.capture(spec, Comlink.proxy(onProgress))`.
 import * as Comlink from 'comlink';
 import type { Gpu, GpuFeatures } from '../gpu/device.ts';
 import { createBrowserGpu, NoWebGpuError } from '../gpu/browser.ts';
@@ -19,6 +22,8 @@ import {
   type ModelSource,
   type ModelSummary,
 } from './model.ts';
+import { pipelineSession } from './pipeline.ts';
+import type { PipelineApi } from './pipeline-types.ts';
 
 export { NoWebGpuError };
 export type { CheckReport, GpuFeatures };
@@ -66,7 +71,7 @@ export interface KernelCheckResult {
   reports: CheckReport[];
 }
 
-export interface EngineApi {
+export interface EngineApi extends PipelineApi {
   /** Describes the adapter; throws NoWebGpuError when this host has no WebGPU. */
   gpuInfo(): Promise<GpuReport>;
   /** The cases kernelsCheck(args) will run, in order, without running them. */
@@ -79,7 +84,8 @@ export interface EngineApi {
   // and DownloadError the repo or file; a cancelled load rejects with name 'AbortError'.
   /**
    * Opens a checkpoint (local files; URLs and Hub repos are downloaded into the browser's cache first,
-   * resuming partial downloads), uploads it to the GPU and describes it. Replaces the loaded model.
+   * resuming partial downloads), uploads it to the GPU and describes it. Replaces the loaded model, and
+   * cancels a pipeline stage running on the old one (its checkpoints stay stored).
    */
   loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelSummary>;
   /** Stops a load in progress; downloaded parts stay cached for the next load. */
@@ -118,13 +124,14 @@ function getGpu(): Promise<Gpu> {
   return gpuPromise;
 }
 
-/** Frees a Comlink.proxy callback's channel once its call has ended (a plain function passes through). */
-function releasing<T>(call: Promise<T>, callback: unknown): Promise<T> {
-  const release = (callback as { [Comlink.releaseProxy]?: () => void } | undefined)?.[Comlink.releaseProxy];
-  return typeof release === 'function' ? call.finally(() => release()) : call;
+/** Frees the Comlink.proxy callbacks' channels once their call has ended (plain functions pass through). */
+function releasing<T>(call: Promise<T>, ...callbacks: unknown[]): Promise<T> {
+  const releases = callbacks.map((c) => (c as { [Comlink.releaseProxy]?: () => void } | undefined)?.[Comlink.releaseProxy]);
+  return call.finally(() => releases.forEach((r) => typeof r === 'function' && r()));
 }
 
 const models = modelSession(getGpu);
+const pipeline = pipelineSession(models);
 
 export const engineApi: EngineApi = {
   async gpuInfo() {
@@ -150,7 +157,10 @@ export const engineApi: EngineApi = {
     return { device: gpu.describe(), seed, reports };
   },
 
-  loadModel: (source, onProgress) => releasing(models.loadModel(source, onProgress), onProgress),
+  loadModel: (source, onProgress) => {
+    void pipeline.cancel();
+    return releasing(models.loadModel(source, onProgress), onProgress);
+  },
   cancelLoad: async () => models.cancelLoad(),
   generate: (args, onToken) => releasing(models.generate(args, onToken), onToken),
   stopGenerate: async () => models.stopGenerate(),
@@ -158,4 +168,18 @@ export const engineApi: EngineApi = {
   unloadModel: () => models.unloadModel(),
   cacheInfo: () => models.cacheInfo(),
   clearCache: () => models.clearCache(),
+
+  setData: (source) => pipeline.setData(source),
+  resumeInfo: (spec) => pipeline.resumeInfo(spec),
+  capture: (spec, onProgress) => releasing(pipeline.capture(spec, onProgress), onProgress),
+  distill: (spec, onProgress, onUpdate) => releasing(pipeline.distill(spec, onProgress, onUpdate), onProgress, onUpdate),
+  profile: (spec, onProgress) => releasing(pipeline.profile(spec, onProgress), onProgress),
+  setLayerPolicy: (layer, policy) => pipeline.setLayerPolicy(layer, policy),
+  routeText: (text) => pipeline.routeText(text),
+  evaluate: (spec, onProgress) => releasing(pipeline.evaluate(spec, onProgress), onProgress),
+  sweep: (spec, onProgress) => releasing(pipeline.sweep(spec, onProgress), onProgress),
+  exportModel: (spec, onProgress) => releasing(pipeline.exportModel(spec, onProgress), onProgress),
+  cancel: () => pipeline.cancel(),
+  storage: () => pipeline.storage(),
+  deleteStored: (key) => pipeline.deleteStored(key),
 };

@@ -1,5 +1,5 @@
 // The engine's Web Worker: exposes the same engineApi the in-process hosts call (src/worker/api.ts).
-// The UI cancels a run by terminating this worker and starting a new one.
+// Long stages stop through engineApi.cancel() / cancelLoad(); terminating the worker stops anything else.
 import * as Comlink from 'comlink';
 import { engineApi } from './api.ts';
 

@@ -112,8 +112,14 @@ interface Loaded {
   cacheKeys: Set<string>;
 }
 
+/** The loaded model as the LaDiMo pipeline (pipeline.ts) uses it. */
+export type LoadedSession = Pick<Loaded, 'summary' | 'ckpt' | 'model' | 'files'>;
+
+export type ModelSession = ReturnType<typeof modelSession>;
+
 export function modelSession(getGpu: () => Promise<Gpu>) {
   let loaded: Loaded | null = null;
+  const unloadListeners = new Set<() => void>();
   let loadAbort: AbortController | null = null;
   let stopRequested = false;
   let cache: Promise<BlobCache> | null = null;
@@ -130,6 +136,8 @@ export function modelSession(getGpu: () => Promise<Gpu>) {
   function unload(): void {
     if (!loaded) return;
     const { model } = loaded;
+    // what was built on the model (the pipeline's tensors) goes first
+    for (const f of unloadListeners) f();
     loaded = null;
     model.release();
     model.gpu.trim();
@@ -280,6 +288,24 @@ export function modelSession(getGpu: () => Promise<Gpu>) {
         return Comlink.transfer(buf, [buf]);
       }),
     unloadModel: () => exclusive(async () => unload()),
+    /** Runs `fn` with the loaded model, one call at a time with loads and generations. */
+    withModel: <T>(what: string, fn: (m: LoadedSession) => Promise<T>) =>
+      exclusive(async () => {
+        if (!loaded) throw new Error(`${what}: no model is loaded; load a model in the Model stage first`);
+        return fn(loaded);
+      }),
+    /** Runs `fn` one call at a time with everything else that touches the model, loaded or not. */
+    serial: <T>(fn: () => Promise<T>) => exclusive(fn),
+    /** Called before the loaded model is released (unload, or a new load). */
+    onUnload(f: () => void): void {
+      unloadListeners.add(f);
+    },
+    /** Deletes one download; refuses a file of the loaded model. */
+    deleteCached: (key: string) =>
+      exclusive(async () => {
+        if (loaded?.cacheKeys.has(key)) throw new Error(`${key} is a file of the loaded model; unload it before deleting it`);
+        await (await getCache()).delete(key);
+      }),
     loadedModel: async (): Promise<ModelSummary | null> => loaded?.summary ?? null,
     cacheInfo: async (): Promise<CacheInfo> => {
       const c = await getCache();

@@ -1,32 +1,20 @@
 // The LaDiMo pipeline as the UI sees it: plain data that crosses the worker boundary (structured clone),
 // shared by the worker (src/worker/pipeline.ts), the store (src/state/pipeline.ts) and the charts
 // (src/ui/charts). Field names follow the paper (LaDiMo, arXiv 2408.04278) and `moefy run --json`.
+import type { LossPoint } from '../methods/ladimo/distill.ts';
+import type { TaskProgress, TaskStage } from '../methods/ladimo/progress.ts';
 import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
 import type { RunSpec } from '../state/spec.ts';
+import type { StorageBackend } from './storage.ts';
 
-export type { LayerPolicy, RunSpec };
-
-/** The long-running stages; each reports TaskProgress and can be cancelled. */
-export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export';
-
-export interface TaskProgress {
-  stage: TaskStage;
-  done: number;
-  total: number;
-  /** what done/total count: 'tokens', 'steps', 'windows', 'points', 'files' */
-  unit: string;
-  /** seconds left at the current rate; null until there is a rate */
-  etaSeconds: number | null;
-  /** one line for the progress bar, e.g. "layer 3: step 120/400, mse 2.1e-2" */
-  detail: string;
-}
+export type { LayerPolicy, LossPoint, RunSpec, TaskProgress, TaskStage };
 
 // ----------------------------------------------------------------------------- data
 
 /** Calibration and evaluation text: the Brown Corpus built in, or the user's .txt files. */
 export type DataSource =
   | { kind: 'builtin'; corpus: 'brown' }
-  /** `<domain>.train.txt` / `<domain>.valid.txt` pairs; any other `<name>.txt` is one domain split 90/10 */
+  /** `<domain>.train.txt` / `<domain>.valid.txt` pairs; any other `<name>.txt` is one domain whose every 10th line is held out */
   | { kind: 'files'; files: File[] };
 
 export interface DomainInfo {
@@ -41,14 +29,6 @@ export interface DataSummary {
 }
 
 // ----------------------------------------------------------------------------- distill
-
-/** One point of a layer's loss curve (§4.3: L = L_mse + α·‖L_mse‖·L_aux). */
-export interface LossPoint {
-  step: number;
-  mse: number;
-  aux: number;
-  total: number;
-}
 
 export interface LayerDistillResult {
   layer: number;
@@ -71,7 +51,7 @@ export interface DistillUpdate {
 
 // ----------------------------------------------------------------------------- route (Appendix A)
 
-/** Counts of w_m = max_e p_e over equal bins of [0, 1]. */
+/** Counts of w_m = max_e p_e over 50 equal bins of [0, 1]. */
 export interface Histogram {
   /** bin i covers [i/bins, (i+1)/bins) (the last bin includes 1) */
   counts: number[];
@@ -85,9 +65,9 @@ export interface LayerRouting {
   byDomain: { domain: string; histogram: Histogram }[];
   alphaI: number;
   betaI: number;
-  /** Table 1's choice for this layer */
+  /** the policy the profile set: Table 1's choice under router.policy 'adaptive', else the fixed top-k */
   policy: LayerPolicy;
-  /** share of tokens sent to 1, 2, 3 experts under `policy` */
+  /** share of the profiled tokens sent to 1, 2, 3 experts under `policy` */
   kShare: [number, number, number];
 }
 
@@ -187,13 +167,14 @@ export interface ResumeInfo {
 export interface StoredItem {
   /** the key deleteStored takes */
   key: string;
-  kind: 'model' | 'capture' | 'checkpoint' | 'export';
+  /** a model download (key 'model:<cache key>'), a run's captured activations or its distilled layers ('runs/<run>/capture', 'runs/<run>/checkpoint') */
+  kind: 'model' | 'capture' | 'checkpoint';
   label: string;
   bytes: number;
 }
 
 export interface StorageReport {
-  backend: 'opfs' | 'indexeddb' | 'memory';
+  backend: StorageBackend;
   items: StoredItem[];
   /** navigator.storage.estimate(), when the browser has it */
   usage: number | null;
@@ -203,13 +184,17 @@ export interface StorageReport {
 // ----------------------------------------------------------------------------- the worker API
 
 /**
- * The LaDiMo pipeline in the worker, over the model the Model stage loaded. Every stage takes the whole
- * spec (the same document as the URL and `moefy run`), so a stage's inputs are explicit; stages after
- * the first need the ones before (an error says which is missing). Long stages report TaskProgress,
- * stop with an AbortError after cancel(), and save checkpoints in browser storage (OPFS, else IndexedDB)
- * keyed by the spec, so a reload resumes them.
+ * The LaDiMo pipeline in the worker, over the model the Model stage loaded (src/worker/pipeline.ts). The
+ * UI reaches it as methods of EngineApi (src/worker/api.ts), which extends this interface:
+ * `getEngine().capture(spec, Comlink.proxy(onProgress))`. Every stage takes the whole spec (the same
+ * document as the URL and `moefy run`), so a stage's inputs are explicit; stages after the first need the
+ * ones before (an error names the stage to run). Long stages report TaskProgress (at most 4 a second),
+ * stop with an AbortError after cancel(), and save checkpoints in browser storage (OPFS, else IndexedDB,
+ * else memory) keyed by the spec's result-determining fields (router.* and eval.* other than eval.window
+ * are not), the loaded model's files and the data's domains, so a reload with the same three resumes.
  */
 export interface PipelineApi {
+  /** Calibration and evaluation text: 'builtin' reads <site>/corpus/brown/, 'files' the user's .txt files. */
   setData(source: DataSource): Promise<DataSummary>;
   /** Stored work for this spec (capture, finished and partial layers). */
   resumeInfo(spec: RunSpec): Promise<ResumeInfo>;
@@ -219,18 +204,19 @@ export interface PipelineApi {
   distill(spec: RunSpec, onProgress?: (p: TaskProgress) => void, onUpdate?: (u: DistillUpdate) => void): Promise<LayerDistillResult[]>;
   /** Stages 4–5 (Appendix A): profile w_m per layer and per domain, decide Table 1 policies. */
   profile(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<RoutingProfile>;
-  /** Overrides one layer's policy (the classroom switch); returns the new activated-parameter count. */
+  /** Overrides one layer's policy (the classroom switch) until the next profile; returns the new activated-parameter count. */
   setLayerPolicy(layer: number, policy: LayerPolicy): Promise<ActivatedParams>;
   /** Routes `text` through the converted model with the current policies. */
   routeText(text: string): Promise<TokenRouting>;
-  /** Stage 6 (§5.2–5.3): dense vs MoE with the current policies. */
+  /** Stage 6 (§5.2–5.3): dense vs MoE with the current policies; fails if router.* changed since the profile. */
   evaluate(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<ModelMetrics>;
-  /** Fig. 6 and Fig. 5: the last m layers for m = 0…(converted layers), and each layer alone. */
+  /** Fig. 6 and Fig. 5: the last m layers for m = 0…(converted layers), and each layer alone, each set routed under router.policy. */
   sweep(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<SweepResult>;
-  /** Stage 7: a Hugging Face Qwen2-MoE folder (config.json, model.safetensors, tokenizer, moefy.json). */
+  /** Stage 7: a Hugging Face Qwen2-MoE folder (config.json, model.safetensors, tokenizer, moefy.json), current policies; bytes transferred. */
   exportModel(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<{ name: string; bytes: Uint8Array }[]>;
   /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
   cancel(): Promise<void>;
   storage(): Promise<StorageReport>;
+  /** Deletes a StoredItem by its key; a stage that needs what it held computes it again. */
   deleteStored(key: string): Promise<void>;
 }

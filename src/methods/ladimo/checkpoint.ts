@@ -1,70 +1,157 @@
-// Checkpoints of a LaDiMo run, so an interrupted run resumes: the captured FFN pairs of each layer and
-// every finished layer's distilled block (weights and results) are saved in a folder as they complete;
-// a run with the same spec loads them instead of recomputing. The folder records the spec it belongs to,
-// and a run with a different spec refuses it rather than mixing results.
+// Checkpoints of a LaDiMo run (arXiv 2408.04278), so an interrupted run resumes where it stopped: the
+// captured FFN pairs as they stream in, each layer's distillation mid-way and its finished block. They live
+// in a folder of a HostIO: the CLI's spec checkpoint.dir, or browser storage (src/worker/storage.ts). The
+// folder records the identity of its run, and a run with another identity refuses it rather than mixing
+// results. A set of arrays is complete once its .json index exists: the index is written last.
+//
+//   spec.json                                  the run's identity (checkpointIdentity)
+//   capture.cNNNN.json, .l<L>.x.f32, .l<L>.fx.f32   captured rows, chunk by chunk (capture-stage.ts)
+//   capture.json                               the capture is complete
+//   layer-<L>-<split>-<init>.json, .<weight>.f32    a distilled block (distill-stage.ts)
+//   layer-<L>-<split>-<init>.partial.json      points at the newer of two slots -a / -b holding weights,
+//                                              Adam moments, step and loss curve of a layer mid-way
 import type { Gpu } from '../../gpu/device.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { baseName, readText, type ByteSource } from '../../model/source.ts';
-import type { RunSpec } from '../../state/spec.ts';
+import { FIELDS, type RunSpec, type SpecKey } from '../../state/spec.ts';
 
-/** Fields that change no result: where outputs and checkpoints go. */
-const NEUTRAL = ['export.dir', 'checkpoint.dir'] as const;
+/** A HostIO that may also delete (browser storage can; then finished layers drop their partial slots). */
+export interface CheckpointIO extends HostIO {
+  remove?(path: string): Promise<void>;
+}
+
+export type StoredArray = Float32Array | Uint32Array;
+
+interface ArraysIndex<M> {
+  shapes: Record<string, number[]>;
+  /** 'u32' arrays; the rest are f32 */
+  u32?: string[];
+  meta: M;
+}
 
 export class RunCheckpoint {
-  private constructor(private readonly io: HostIO, readonly dir: string, private files: ByteSource[]) {}
+  /** The folder's files as last listed; null after a write or refresh(), so the next read lists it again. */
+  private files: ByteSource[] | null = null;
 
-  /** Opens (or starts) the folder for `spec`; throws naming the first field that differs from its spec. */
-  static async open(io: HostIO, spec: RunSpec): Promise<RunCheckpoint> {
-    const dir = spec['checkpoint.dir'];
-    const files = await io.open([dir]).catch(() => [] as ByteSource[]);
-    const cp = new RunCheckpoint(io, dir, files);
-    const mine = neutral(spec);
-    const saved = cp.file('spec.json');
-    if (saved) {
-      const theirs = JSON.parse(await readText(saved)) as Record<string, unknown>;
-      const differs = Object.keys(mine).find((k) => JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]));
-      if (differs) throw new Error(`${dir}: holds checkpoints of another run (its ${differs} is ${JSON.stringify(theirs[differs])}, this spec's is ${JSON.stringify(mine[differs])}); use another checkpoint.dir`);
-    } else {
-      await io.write(`${dir}/spec.json`, new TextEncoder().encode(JSON.stringify(mine, null, 2)));
-    }
+  private constructor(private readonly io: CheckpointIO, readonly dir: string) {}
+
+  /** Opens (or starts) the folder for a run of `identity`; throws naming the first field that differs from its own. */
+  static async open(io: CheckpointIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint> {
+    const found = await RunCheckpoint.find(io, dir, identity);
+    if (found) return found;
+    const cp = new RunCheckpoint(io, dir);
+    await cp.write('spec.json', new TextEncoder().encode(JSON.stringify(identity, null, 2)));
     return cp;
   }
 
-  private file(name: string): ByteSource | undefined {
+  /** The folder of a run of `identity` if one was started there (open's check), else null; writes nothing. */
+  static async find(io: CheckpointIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint | null> {
+    const cp = new RunCheckpoint(io, dir);
+    const saved = await cp.file('spec.json');
+    if (!saved) return null;
+    const theirs = JSON.parse(await readText(saved)) as Record<string, unknown>;
+    const differs = [...new Set([...Object.keys(identity), ...Object.keys(theirs)])].find((k) => JSON.stringify(identity[k]) !== JSON.stringify(theirs[k]));
+    if (differs) throw new Error(`${dir}: holds checkpoints of another run (its ${differs} is ${JSON.stringify(theirs[differs])}, this spec's is ${JSON.stringify(identity[differs])}); use another checkpoint.dir`);
+    return cp;
+  }
+
+  /** Forgets the listing, after the folder changed from outside (a file deleted through the storage panel). */
+  refresh(): void {
+    this.files = null;
+  }
+
+  private async file(name: string): Promise<ByteSource | undefined> {
+    this.files ??= await this.io.open([this.dir]).catch(() => [] as ByteSource[]);
     return this.files.find((f) => baseName(f.name) === name);
   }
 
-  async saveTensors(name: string, tensors: Record<string, Tensor>, meta: unknown): Promise<void> {
-    for (const [k, t] of Object.entries(tensors)) {
-      const a = (await t.read()) as Float32Array;
-      await this.io.write(`${this.dir}/${name}.${k}.f32`, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-    }
-    // the .json goes last: its presence means the set is complete
-    await this.io.write(`${this.dir}/${name}.json`, new TextEncoder().encode(JSON.stringify({ shapes: Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.shape])), meta })));
+  private async write(name: string, bytes: Uint8Array): Promise<void> {
+    this.files = null;
+    await this.io.write(`${this.dir}/${name}`, bytes);
   }
 
-  /** The saved tensors (uploaded) and metadata of `name`, or null when that stage never completed. */
-  async loadTensors<M>(gpu: Gpu, name: string): Promise<{ tensors: Record<string, Tensor>; meta: M } | null> {
-    this.files = await this.io.open([this.dir]).catch(() => this.files);
-    const index = this.file(`${name}.json`);
-    if (!index) return null;
-    const { shapes, meta } = JSON.parse(await readText(index)) as { shapes: Record<string, number[]>; meta: M };
-    const tensors: Record<string, Tensor> = {};
-    for (const [k, shape] of Object.entries(shapes)) {
-      const f = this.file(`${name}.${k}.f32`);
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (!f || f.size !== n * 4) throw new Error(`${this.dir}/${name}.${k}.f32: missing or not ${n} float32 values; delete ${name}.json to recompute`);
-      const bytes = await f.read(0, f.size);
-      tensors[k] = gpu.upload(new Float32Array(bytes.slice().buffer), shape, `${name}.${k}`);
+  /** Whether `name`'s set is complete. */
+  async has(name: string): Promise<boolean> {
+    return (await this.file(`${name}.json`)) !== undefined;
+  }
+
+  /** Writes host arrays (f32 or u32) and `meta` under `name`, the index last. */
+  async saveArrays(name: string, arrays: Record<string, { data: StoredArray; shape: readonly number[] }>, meta: unknown): Promise<void> {
+    for (const [k, { data }] of Object.entries(arrays)) {
+      await this.write(`${name}.${k}.${data instanceof Uint32Array ? 'u32' : 'f32'}`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
-    return { tensors, meta };
+    const index: ArraysIndex<unknown> = {
+      shapes: Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, [...a.shape]])),
+      u32: Object.keys(arrays).filter((k) => arrays[k].data instanceof Uint32Array),
+      meta,
+    };
+    await this.write(`${name}.json`, new TextEncoder().encode(JSON.stringify(index)));
+  }
+
+  /** The arrays and metadata saved under `name`, or null when that set was never completed. */
+  async loadArrays<M>(name: string): Promise<{ arrays: Record<string, { data: StoredArray; shape: number[] }>; meta: M } | null> {
+    const index = await this.file(`${name}.json`);
+    if (!index) return null;
+    const { shapes, u32 = [], meta } = JSON.parse(await readText(index)) as ArraysIndex<M>;
+    const arrays: Record<string, { data: StoredArray; shape: number[] }> = {};
+    for (const [k, shape] of Object.entries(shapes)) {
+      const ext = u32.includes(k) ? 'u32' : 'f32';
+      const f = await this.file(`${name}.${k}.${ext}`);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (!f || f.size !== n * 4) throw new Error(`${this.dir}/${name}.${k}.${ext}: missing or not ${n} values; delete ${name}.json to recompute`);
+      const bytes = (await f.read(0, f.size)).slice().buffer;
+      arrays[k] = { data: ext === 'u32' ? new Uint32Array(bytes) : new Float32Array(bytes), shape };
+    }
+    return { arrays, meta };
+  }
+
+  /** Reads GPU tensors back and saves them as saveArrays does. */
+  async saveTensors(name: string, tensors: Record<string, Tensor>, meta: unknown): Promise<void> {
+    const arrays: Record<string, { data: StoredArray; shape: readonly number[] }> = {};
+    for (const [k, t] of Object.entries(tensors)) arrays[k] = { data: (await t.read()) as StoredArray, shape: t.shape };
+    await this.saveArrays(name, arrays, meta);
+  }
+
+  /** The saved arrays of `name` uploaded as tensors, and its metadata; null when that set was never completed. */
+  async loadTensors<M>(gpu: Gpu, name: string): Promise<{ tensors: Record<string, Tensor>; meta: M } | null> {
+    const saved = await this.loadArrays<M>(name);
+    if (!saved) return null;
+    const tensors = Object.fromEntries(Object.entries(saved.arrays).map(([k, a]) => [k, gpu.upload(a.data, a.shape, `${name}.${k}`)]));
+    return { tensors, meta: saved.meta };
+  }
+
+  /** Deletes every file of `name`'s set, where the storage can delete (elsewhere they stay, unused). */
+  async remove(name: string): Promise<void> {
+    if (!this.io.remove) return;
+    const index = `${name}.json`;
+    const own = (await this.io.open([this.dir]).catch(() => [] as ByteSource[])).map((f) => baseName(f.name)).filter((n) => n.startsWith(`${name}.`));
+    // the index first: a set without its index is incomplete, so it is never read half-deleted
+    for (const n of own.sort((a, b) => Number(b === index) - Number(a === index))) await this.io.remove(`${this.dir}/${n}`);
+    this.files = null;
   }
 }
 
-/** The spec's fields that determine results, flat ("train.steps": 4000, …). */
-function neutral(spec: RunSpec): Record<string, unknown> {
-  const flat: Record<string, unknown> = { ...spec };
-  for (const k of NEUTRAL) delete flat[k];
-  return flat;
+/**
+ * Fields that change nothing a checkpoint holds (captured pairs, distilled blocks): where outputs go, and
+ * the router and evaluation settings applied after distillation. eval.window is not one of them: it cuts
+ * the calibration windows.
+ */
+function neutral(key: SpecKey): boolean {
+  return key === 'export.dir' || key === 'checkpoint.dir' || key.startsWith('router.') || (key.startsWith('eval.') && key !== 'eval.window');
+}
+
+/**
+ * What a run's checkpoints depend on: the spec's result-determining fields ("train.steps": 4000, …). In the
+ * browser, `sources` (the loaded model's and the data's identity) stand in for the spec's model, tokenizer
+ * and data, which there only name what the Model and Data stages loaded.
+ */
+export function checkpointIdentity(spec: RunSpec, sources?: { model: unknown; data: unknown }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key } of FIELDS) if (!neutral(key)) out[key] = spec[key];
+  if (sources) {
+    for (const k of ['model', 'tokenizer', 'data'] as const) delete out[k];
+    Object.assign(out, sources);
+  }
+  return out;
 }

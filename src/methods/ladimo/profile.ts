@@ -1,33 +1,93 @@
-// LaDiMo (arXiv 2408.04278) Appendix A, Fig. 8–9, stage "Profile": run the converted model over a
-// profiling text and record, per MoE layer, each token's maximal routing weight w_m = max_e p_e
-// (before any renormalisation). The adaptive router (router-policy.ts) turns these into Table 1 policies.
+// LaDiMo (arXiv 2408.04278) Appendix A, Fig. 8–9, stage "Profile": run the converted model over profiling
+// text and record, per MoE layer, each token's maximal routing weight w_m = max_e p_e (before any
+// renormalisation), pooled and per text domain (Fig. 9 compares the distributions across datasets). The
+// adaptive router (router-policy.ts) turns them into Table 1 policies. Also each token's full routing, for
+// the classroom view. Both read the router outputs through MoeBlock's `observe` hook.
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
 import type { MoeBlock } from '../../moe/block.ts';
+import type { MoeForwardResult } from '../../ops/moe.ts';
 import { reduceRows } from '../../ops/reduce.ts';
 
-/** w_m per token for each layer in `blocks`, over every position of every window. */
-export async function profileMaxWeights(
+export interface MaxWeights {
+  /** per layer, w_m of every profiled token */
+  pooled: Map<number, Float32Array>;
+  /** per domain, per layer, w_m of that domain's tokens */
+  byDomain: Map<string, Map<number, Float32Array>>;
+}
+
+/** Runs `blocks`' router outputs of each chunk through `take` while the windows go through the model. */
+async function observeWindows(
   model: LlamaModel,
   blocks: ReadonlyMap<number, MoeBlock>,
-  windows: readonly number[][],
-): Promise<Map<number, Float32Array>> {
-  const samples = new Map<number, number[]>([...blocks.keys()].map((l) => [l, []]));
-  const pending: [number, Tensor][] = [];
-  for (const [l, b] of blocks) b.observe = (r) => pending.push([l, reduceRows(r.probs, 'max')]);
+  windows: readonly { ids: readonly number[] }[],
+  take: (layer: number, r: MoeForwardResult) => Tensor[],
+  use: (window: number, layer: number, outputs: Tensor[]) => Promise<void>,
+  onWindow?: (done: number, total: number) => void,
+): Promise<void> {
+  const pending: [number, Tensor[]][] = [];
+  for (const [l, b] of blocks) b.observe = (r) => pending.push([l, take(l, r)]);
   try {
-    for (const ids of windows) {
+    for (const [w, { ids }] of windows.entries()) {
       model.reset();
       for (let i = 0; i < ids.length; i += model.chunk) {
         model.forward(ids.slice(i, i + model.chunk));
-        for (const [l, t] of pending.splice(0)) {
-          samples.get(l)!.push(...((await t.read()) as Float32Array));
-          t.release();
-        }
+        for (const [l, ts] of pending.splice(0)) await use(w, l, ts);
       }
+      onWindow?.(w + 1, windows.length);
     }
   } finally {
     for (const b of blocks.values()) b.observe = undefined;
   }
-  return new Map([...samples].map(([l, s]) => [l, Float32Array.from(s)]));
+}
+
+/** w_m per token for each layer in `blocks`, over every position of every window, pooled and by the windows' domains. */
+export async function profileMaxWeights(
+  model: LlamaModel,
+  blocks: ReadonlyMap<number, MoeBlock>,
+  windows: readonly { ids: readonly number[]; domain: string }[],
+  onWindow?: (done: number, total: number) => void,
+): Promise<MaxWeights> {
+  const pooled = new Map<number, number[]>();
+  const byDomain = new Map<string, Map<number, number[]>>();
+  const list = <K,>(m: Map<K, number[]>, k: K) => m.get(k) ?? m.set(k, []).get(k)!;
+  await observeWindows(model, blocks, windows, (_, r) => [reduceRows(r.probs, 'max')], async (w, l, [t]) => {
+    const wm = (await t.read()) as Float32Array;
+    t.release();
+    const domain = byDomain.get(windows[w].domain) ?? byDomain.set(windows[w].domain, new Map()).get(windows[w].domain)!;
+    list(pooled, l).push(...wm);
+    list(domain, l).push(...wm);
+  }, onWindow);
+  const f32 = (m: Map<number, number[]>) => new Map([...m].map(([l, s]) => [l, Float32Array.from(s)]));
+  return { pooled: f32(pooled), byDomain: new Map([...byDomain].sort(([a], [b]) => (a < b ? -1 : 1)).map(([d, m]) => [d, f32(m)])) };
+}
+
+/** One layer's routing of every token: the full softmax, the selected experts (best first) and their weights. */
+export interface TokenRoutes {
+  /** per token, the softmax over the E experts */
+  probs: number[][];
+  /** per token, its experts (the unused slots of a dynamic-k token left out) */
+  experts: number[][];
+  weights: number[][];
+}
+
+/** Routes `ids` (from position 0) through the model and returns each MoE layer's routing of each token. */
+export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number, MoeBlock>, ids: readonly number[]): Promise<Map<number, TokenRoutes>> {
+  const out = new Map<number, TokenRoutes>([...blocks.keys()].map((l) => [l, { probs: [], experts: [], weights: [] }]));
+  const kMax = new Map<number, number>();
+  await observeWindows(model, blocks, [{ ids }], (l, r) => {
+    kMax.set(l, r.kMax);
+    return [r.probs, r.topIds, r.topW];
+  }, async (_, l, [p, topIds, topW]) => {
+    const [E, k] = [p.shape[1], kMax.get(l)!];
+    const [P, I, W] = await Promise.all([p.read(), topIds.read(), topW.read()]);
+    const r = out.get(l)!;
+    for (let t = 0; t < P.length / E; t++) {
+      const slots = Array.from({ length: k }, (_, j) => t * k + j).filter((s) => I[s] < E);
+      r.probs.push(Array.from(P.subarray(t * E, (t + 1) * E)));
+      r.experts.push(slots.map((s) => I[s]));
+      r.weights.push(slots.map((s) => W[s]));
+    }
+  });
+  return out;
 }

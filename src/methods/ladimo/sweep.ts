@@ -5,11 +5,17 @@
 //     (Appendix A), for the spec's construction and one alternative (co-activation experts with k-means
 //     routers, or contiguous with random routers when the spec already uses the former), with the
 //     perplexity / activated-parameter Pareto front marked, wherever the adaptive router lands.
+// The first two (layerSweep) are also the UI's sweep over the spec's converted layers (src/worker/pipeline.ts).
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { specLayers, type RunSpec } from '../../state/spec.ts';
-import { distillLayers, evaluate, prepare, releaseRun, type DistilledLayer, type RunContext } from './run.ts';
+import { specConstruction, type Construction, type RunContext } from './context.ts';
+import { distillLayers, type DistilledLayer } from './distill-stage.ts';
+import { evaluate, type ModelScores } from './evaluate.ts';
+import { meter, textControl, type TaskControl } from './progress.ts';
+import { prepare, releaseRun } from './run.ts';
 import type { LayerPolicy } from './router-policy.ts';
+import { decideRouting } from './routing.ts';
 
 export interface SweepPoint {
   layers: number[];
@@ -39,16 +45,46 @@ export interface SweepReport {
   comparison: ComparisonRow[];
 }
 
-async function point(ctx: RunContext, distilled: ReadonlyMap<number, DistilledLayer>, layers: number[], router: RunSpec['router.policy']): Promise<SweepPoint> {
-  const ev = await evaluate(ctx, distilled, layers, router);
-  ev.restore();
-  return { layers, ...pick(ev.model), policies: layers.map((l) => ev.policies.get(l)!.policy) };
+/** `layers` converted with routes decided under `router`, scored. */
+export async function sweepPoint(ctx: RunContext, distilled: ReadonlyMap<number, DistilledLayer>, layers: number[], router: RunSpec['router.policy'], control: TaskControl = {}): Promise<SweepPoint> {
+  const { routes } = await decideRouting(ctx, distilled, layers, router, control);
+  const ev = await evaluate(ctx, distilled, routes, control);
+  return { layers, ...pick(ev.model), policies: layers.map((l) => routes.get(l)!.policy) };
 }
 
-function pick(m: Awaited<ReturnType<typeof evaluate>>['model']): Omit<SweepPoint, 'layers' | 'policies'> {
+function pick(m: ModelScores): Omit<SweepPoint, 'layers' | 'policies'> {
   const { activated_params_dense, activated_params_moe, ...rest } = m;
   void activated_params_dense, activated_params_moe;
   return rest;
+}
+
+/**
+ * Fig. 6 and Fig. 5 over the distilled `layers`: the last m of them converted for m = 0 … layers.length
+ * (m = 0 is the dense model), then each one alone, every point routed under `router`.
+ */
+export async function layerSweep(
+  ctx: RunContext,
+  distilled: ReadonlyMap<number, DistilledLayer>,
+  layers: readonly number[],
+  router: RunSpec['router.policy'],
+  control: TaskControl = {},
+): Promise<Pick<SweepReport, 'curve' | 'sensitivity'>> {
+  const L = layers.length;
+  const report = meter(control, 'sweep', 'points', 2 * L + 1);
+  // the points report progress; each point's stages only log and stop
+  const inner: TaskControl = { onLog: control.onLog, signal: control.signal };
+  const curve: SweepReport['curve'] = [];
+  for (let m = 0; m <= L; m++) {
+    report(curve.length, `last ${m} of ${L} layers`);
+    curve.push({ m, ...(await sweepPoint(ctx, distilled, layers.slice(L - m), router, inner)) });
+  }
+  const sensitivity: SweepReport['sensitivity'] = [];
+  for (const l of layers) {
+    report(curve.length + sensitivity.length, `layer ${l} alone`);
+    sensitivity.push({ layer: l, ...(await sweepPoint(ctx, distilled, [l], router, inner)) });
+  }
+  report(2 * L + 1, 'done');
+  return { curve, sensitivity };
 }
 
 /** Marks the rows no other row beats on both perplexity and activated parameters. */
@@ -61,35 +97,24 @@ export function paretoFront<T extends { ppl_moe: number; activated_non_embedding
 }
 
 export async function sweepLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<SweepReport> {
-  const ctx = await prepare(gpu, spec, io, (n) => Array.from({ length: n }, (_, i) => i), progress);
-  const L = ctx.ckpt.config.nLayers;
-  const all = ctx.layers;
-  const distilled = await distillLayers(ctx, all);
+  const control = textControl(progress);
+  const { ctx, capture } = await prepare(gpu, spec, io, (n) => Array.from({ length: n }, (_, i) => i), control);
+  const distilled = await distillLayers(ctx, capture, ctx.layers, control);
+  const { curve, sensitivity } = await layerSweep(ctx, distilled, ctx.layers, spec['router.policy'], control);
 
-  const curve: SweepReport['curve'] = [];
-  for (let m = 0; m <= L; m++) {
-    progress(`sweep: last ${m} of ${L} layers`);
-    curve.push({ m, ...(await point(ctx, distilled, all.slice(L - m), spec['router.policy'])) });
-  }
-  const sensitivity: SweepReport['sensitivity'] = [];
-  for (const l of all) {
-    progress(`sweep: layer ${l} alone`);
-    sensitivity.push({ layer: l, ...(await point(ctx, distilled, [l], spec['router.policy'])) });
-  }
-
-  const layers = specLayers(spec, L);
-  const specConstruction = { split: spec['construct.split'], routerInit: spec['construct.routerInit'] };
-  const alternative = specConstruction.split === 'coactivation' && specConstruction.routerInit === 'kmeans'
-    ? { split: 'contiguous' as const, routerInit: 'random' as const }
-    : { split: 'coactivation' as const, routerInit: 'kmeans' as const };
-  const altDistilled = await distillLayers(ctx, layers, alternative);
+  const layers = specLayers(spec, ctx.ckpt.config.nLayers);
+  const mine = specConstruction(spec);
+  const alternative: Construction = mine.split === 'coactivation' && mine.routerInit === 'kmeans'
+    ? { split: 'contiguous', routerInit: 'random' }
+    : { split: 'coactivation', routerInit: 'kmeans' };
+  const altDistilled = await distillLayers(ctx, capture, layers, control, { construction: alternative });
   const rows: Omit<ComparisonRow, 'pareto'>[] = [];
-  for (const [construction, d] of [[specConstruction, distilled], [alternative, altDistilled]] as const) {
+  for (const [construction, d] of [[mine, distilled], [alternative, altDistilled]] as const) {
     for (const router of ['top1', 'top2', 'top3', 'adaptive'] as const) {
       progress(`sweep: ${construction.split} experts, ${construction.routerInit} routers, ${router}`);
-      rows.push({ construction: `${construction.split} + ${construction.routerInit} router`, router, ...(await point(ctx, d, layers, router)) });
+      rows.push({ construction: `${construction.split} + ${construction.routerInit} router`, router, ...(await sweepPoint(ctx, d, layers, router)) });
     }
   }
-  releaseRun(ctx, [distilled, altDistilled]);
+  releaseRun(ctx, capture, [distilled, altDistilled]);
   return { curve, sensitivity, comparison: paretoFront(rows) };
 }

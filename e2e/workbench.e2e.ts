@@ -1,0 +1,200 @@
+// End to end, as a first-time visitor: load stories260K through "Choose files…", pick the built-in Brown
+// Corpus, set a small LaDiMo run with the visible controls (last 2 layers, 4 experts, a few hundred
+// steps), capture, distill, profile, route a text, evaluate, sweep and export — following only visible
+// labels and buttons — and check that every chart has data. Along the way: the main thread has no long
+// task over 100 ms during capture and distillation; the page's URL opened in a fresh context restores the
+// spec; a reload mid-distillation offers to resume from the stored checkpoint (e2e/pipeline.e2e.ts checks
+// that a resumed distillation equals an uninterrupted one). Screenshots of each stage go to e2e/artifacts/workbench-*.png.
+//
+//   node scripts/test.mjs e2e/workbench.e2e.ts
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import type { ViteDevServer } from 'vite';
+import { CHROMIUM } from '../src/cli/chromium.ts';
+import { keepScreenshot, startPage } from './harness.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const STORIES = join(root, '..', 'shared', 'models', 'stories260K');
+const MODEL = join(STORIES, 'stories260K.bin');
+const TOKENIZER = join(STORIES, 'tok512.bin');
+const STAGE_TIMEOUT_MS = 300_000;
+
+const skip = !existsSync(CHROMIUM)
+  ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
+  : !existsSync(MODEL) || !existsSync(TOKENIZER)
+    ? `test models not found at ${STORIES} (../shared/models from the repo root)`
+    : false;
+
+/** The small run, entered through the labelled controls of each page. */
+const RUN: [page: string, label: string, value: string][] = [
+  ['data', 'Calibration tokens per layer', '4096'],
+  ['construct', 'Layers to convert', 'last:2'],
+  ['construct', 'Experts per layer (N)', '4'],
+  ['distill', 'Steps per layer', '240'],
+  ['distill', 'Tokens per step', '64'],
+  ['distill', 'Seed', '7'],
+  ['evaluate', 'Window (tokens)', '128'],
+  ['evaluate', 'Windows at most', '4'],
+  ['evaluate', 'Prefill tokens for tokens/s', '256'],
+  ['evaluate', 'Decode tokens for tokens/s', '8'],
+];
+
+/** Long tasks (> 50 ms by definition) seen by the page, with their start and duration. */
+async function longTasksBetween(page: Page, from: number, to: number): Promise<{ start: number; duration: number }[]> {
+  return page.evaluate(([a, b]) => ((window as unknown as { __longTasks: { start: number; duration: number }[] }).__longTasks ?? []).filter((t) => t.start >= a && t.start <= b), [from, to]);
+}
+
+const now = (page: Page) => page.evaluate(() => performance.now());
+
+async function openStage(page: Page, name: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Pipeline' }).getByRole('link', { name: new RegExp(`^\\d?✓?\\s*${name}`) }).click();
+  await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 30_000 });
+}
+
+async function loadModelAndData(page: Page): Promise<void> {
+  await openStage(page, 'Model');
+  await page.getByLabel('Choose files…').setInputFiles([MODEL, TOKENIZER]);
+  await page.locator('[data-model-status="ready"], [data-model-status="error"]').waitFor({ timeout: 120_000 });
+  assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', 'stories260K loads');
+  await openStage(page, 'Data');
+  await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
+  await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator('[data-data-status]').getAttribute('data-data-status'), 'ready', `Brown Corpus: ${await page.locator('[data-data-status]').innerText()}`);
+}
+
+/** Clicks a stage's button and waits for its task to end; fails with the page's error if it failed. */
+async function runTask(page: Page, button: RegExp): Promise<void> {
+  await page.getByRole('button', { name: button }).click();
+  await page.getByTestId('task-bar').waitFor({ state: 'detached', timeout: STAGE_TIMEOUT_MS });
+  const failed = page.locator('.task-error');
+  if (await failed.count()) assert.fail(`${button}: ${await failed.innerText()}`);
+}
+
+/** Every chart on the page has data points. */
+async function assertCharts(page: Page, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    const chart = page.locator(`[data-chart="${id}"]`).first();
+    await chart.waitFor({ timeout: 30_000 });
+    const n = Number(await chart.getAttribute('data-points'));
+    assert.ok(n > 0, `chart ${id} has data (data-points=${n})`);
+  }
+}
+
+test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the URL restores the spec; a reload resumes', { skip, timeout: 1_800_000 }, async (t) => {
+  let server: ViteDevServer | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  const log: string[] = [];
+  let shot = 'workbench-failure.png';
+  try {
+    let url: string;
+    ({ server, browser, page, url } = await startPage(t, log));
+    await page.context().addInitScript(() => {
+      const w = window as unknown as { __longTasks: { start: number; duration: number }[] };
+      w.__longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.__longTasks.push({ start: e.startTime, duration: e.duration });
+      }).observe({ type: 'longtask', buffered: true });
+    });
+    await page.goto(url);
+    await loadModelAndData(page);
+
+    // ---- the run, through the visible controls
+    for (const [stage, label, value] of RUN) {
+      await openStage(page, stage[0].toUpperCase() + stage.slice(1));
+      await page.getByLabel(label, { exact: true }).fill(value);
+    }
+    const specUrl = page.url();
+    assert.match(specUrl, /[?&]s=/, 'the spec is in the URL');
+
+    // ---- the URL alone restores every control in a fresh context
+    const fresh = await browser.newContext();
+    const other = await fresh.newPage();
+    await other.goto(specUrl.replace(/#.*$/, '#distill'));
+    await other.getByRole('heading', { level: 1, name: 'Distill' }).waitFor({ timeout: 30_000 });
+    await openStage(other, 'Construct');
+    for (const [stage, label, value] of RUN) {
+      await openStage(other, stage[0].toUpperCase() + stage.slice(1));
+      assert.equal(await other.getByLabel(label, { exact: true }).inputValue(), value, `${label} restored from the URL`);
+    }
+    await fresh.close();
+
+    // ---- capture, watching the main thread
+    await openStage(page, 'Construct');
+    let t0 = await now(page);
+    await runTask(page, /Capture activations/);
+    let long = await longTasksBetween(page, t0, await now(page));
+    assert.ok(long.every((l) => l.duration <= 100), `no long task over 100 ms during capture: ${JSON.stringify(long)}`);
+    await keepScreenshot(t, page, 'workbench-construct.png');
+
+    // ---- distill, reloaded half-way
+    await openStage(page, 'Distill');
+    t0 = await now(page);
+    await page.getByRole('button', { name: /Start distillation/ }).click();
+    await page.locator('[data-chart="loss"][data-points]:not([data-points="0"])').waitFor({ timeout: STAGE_TIMEOUT_MS });
+    // Reload once the second layer (4, the last of stories260K's 5) is training: layer 3 is done by then.
+    await page.getByTestId('task-bar').getByText(/layer 4: step [1-9]/).waitFor({ timeout: STAGE_TIMEOUT_MS });
+    long = await longTasksBetween(page, t0, await now(page));
+    assert.ok(long.every((l) => l.duration <= 100), `no long task over 100 ms during distillation: ${JSON.stringify(long)}`);
+    await page.reload();
+    await loadModelAndData(page);
+    await openStage(page, 'Distill');
+    await page.getByText('A distillation of this spec was interrupted').waitFor({ timeout: 30_000 });
+    await runTask(page, /Resume distillation/);
+    shot = 'workbench-distill.png';
+    await assertCharts(page, ['loss', 'expert-load']);
+    const table = await page.getByRole('table', { name: 'Distillation results' }).innerText();
+    t.diagnostic(`distillation:\n${table}`);
+    await keepScreenshot(t, page, shot);
+
+    // ---- route: profile, Table 1, the classroom view
+    shot = 'workbench-route.png';
+    await openStage(page, 'Route');
+    await runTask(page, /Profile routing/);
+    await assertCharts(page, ['routing-histograms', 'policy-table']);
+    await page.getByRole('radio', { name: 'Per calibration domain' }).click();
+    await assertCharts(page, ['routing-histograms']);
+    await page.getByRole('button', { name: 'Route text' }).click();
+    const tokens = page.locator('.routed').first();
+    await tokens.waitFor({ timeout: 60_000 });
+    assert.ok(Number(await tokens.getAttribute('data-tokens')) > 5, 'the demo text is routed token by token');
+    const layerSelect = page.getByLabel(/Policy of layer \d+/).first();
+    await layerSelect.selectOption('top1');
+    await assertCharts(page, ['activated-params']);
+    await keepScreenshot(t, page, shot);
+
+    // ---- evaluate and sweep
+    shot = 'workbench-evaluate.png';
+    await openStage(page, 'Evaluate');
+    await runTask(page, /^Evaluate$/);
+    const metrics = await page.getByTestId('metrics').innerText();
+    t.diagnostic(`metrics:\n${metrics}`);
+    assert.match(metrics, /Perplexity/);
+    await runTask(page, /Sweep layers/);
+    await assertCharts(page, ['accuracy-throughput', 'sensitivity']);
+    await keepScreenshot(t, page, shot);
+
+    // ---- export: the Qwen2-MoE folder's files, and the run as JSON
+    shot = 'workbench-export.png';
+    await openStage(page, 'Export');
+    await runTask(page, /Export MoE model/);
+    const files = await page.getByRole('list', { name: 'Exported files' }).innerText();
+    for (const f of ['config.json', 'model.safetensors', 'moefy.json']) assert.match(files, new RegExp(f.replace('.', '\\.')));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export run (JSON)' }).click()]);
+    assert.equal(download.suggestedFilename(), 'moefy-run.json');
+    await page.getByTestId('storage').getByRole('table', { name: 'Stored items' }).waitFor({ timeout: 30_000 });
+    await keepScreenshot(t, page, shot);
+    assert.equal(log.filter((l) => l.startsWith('[pageerror]')).length, 0, `no page errors:\n${log.join('\n')}`);
+  } catch (e) {
+    if (log.length) t.diagnostic(`browser console:\n${log.join('\n')}`);
+    throw e;
+  } finally {
+    await keepScreenshot(t, page, shot);
+    await browser?.close().catch(() => {});
+    await server?.close().catch(() => {});
+  }
+});

@@ -1,0 +1,288 @@
+// UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export): the run spec
+// (the same document as `moefy run` and the URL), the long task running in the worker with its progress,
+// and the results. One long task at a time; each stage's results replace those after it when re-run,
+// since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
+import * as Comlink from 'comlink';
+import { create } from 'zustand';
+import { defaultSpec, type RunSpec, type SpecKey } from './spec.ts';
+import { runFileText } from './run-file.ts';
+import { getEngine, onEngineStopped } from './engine.ts';
+import type {
+  ActivatedParams,
+  DataSource,
+  DataSummary,
+  DistillUpdate,
+  LayerPolicy,
+  LossPoint,
+  ResumeInfo,
+  RunResults,
+  StorageReport,
+  TaskProgress,
+  TaskStage,
+  TokenRouting,
+} from '../worker/pipeline-types.ts';
+
+export type TaskStatus = 'idle' | 'running' | 'done' | 'error' | 'cancelled';
+
+export interface TaskState {
+  stage: TaskStage | null;
+  status: TaskStatus;
+  progress: TaskProgress | null;
+  startedAt: number | null;
+  error: { name: string; message: string } | null;
+}
+
+export interface DataState {
+  status: 'empty' | 'loading' | 'ready' | 'error';
+  summary: DataSummary | null;
+  error: string | null;
+}
+
+export interface RoutingDemo {
+  text: string;
+  result: TokenRouting | null;
+  params: ActivatedParams | null;
+  /** policies switched by hand, per layer, over Table 1's */
+  overrides: Record<number, LayerPolicy>;
+  busy: boolean;
+  error: string | null;
+}
+
+interface PipelineStore {
+  spec: RunSpec;
+  /** why the URL's spec was not used (malformed, future version), shown until dismissed */
+  specNotice: string | null;
+  data: DataState;
+  task: TaskState;
+  results: RunResults;
+  /** loss points per layer as they stream in during distillation */
+  live: Record<number, LossPoint[]>;
+  resume: ResumeInfo | null;
+  storage: StorageReport | null;
+  demo: RoutingDemo;
+  setField<K extends SpecKey>(key: K, value: RunSpec[K]): void;
+  setSpec(spec: RunSpec, notice?: string | null): void;
+  dismissNotice(): void;
+  setData(source: DataSource): Promise<void>;
+  run(stage: TaskStage): Promise<void>;
+  cancel(): void;
+  refreshResume(): Promise<void>;
+  refreshStorage(): Promise<void>;
+  deleteStored(key: string): Promise<void>;
+  setDemoText(text: string): void;
+  routeText(): Promise<void>;
+  setLayerPolicy(layer: number, policy: LayerPolicy): Promise<void>;
+  /** spec + results as one JSON document (run-file.ts) */
+  runFile(): string;
+  loadRunFile(spec: RunSpec, results: RunResults): void;
+  /** the Qwen2-MoE folder's files, for the page to save */
+  exportModel(): Promise<{ name: string; bytes: Uint8Array }[] | null>;
+}
+
+export const EMPTY_RESULTS: RunResults = { capture: null, distill: [], routing: null, evaluation: null, sweep: null };
+const IDLE_TASK: TaskState = { stage: null, status: 'idle', progress: null, startedAt: null, error: null };
+
+/** What each stage's results invalidate when it runs again (everything computed from them). */
+const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
+  capture: ['capture', 'distill', 'routing', 'evaluation', 'sweep'],
+  distill: ['distill', 'routing', 'evaluation', 'sweep'],
+  profile: ['routing', 'evaluation', 'sweep'],
+  evaluate: ['evaluation'],
+  sweep: ['sweep'],
+  export: [],
+};
+
+let taskId = 0;
+/** How often streamed loss points reach the chart. */
+const LIVE_CHART_MS = 1000;
+
+function message(e: unknown): string {
+  return String((e as Error)?.message ?? e);
+}
+
+export const usePipeline = create<PipelineStore>()((set, get) => {
+  const patchTask = (p: Partial<TaskState>) => set((s) => ({ task: { ...s.task, ...p } }));
+  const patchDemo = (p: Partial<RoutingDemo>) => set((s) => ({ demo: { ...s.demo, ...p } }));
+  const clear = (stage: TaskStage) =>
+    set((s) => ({ results: { ...s.results, ...Object.fromEntries(CLEARS[stage].map((k) => [k, EMPTY_RESULTS[k]])) } }));
+
+  /** Runs one long stage in the worker with progress; its result goes through `done`. */
+  async function task<T>(stage: TaskStage, call: (onProgress: (p: TaskProgress) => void) => Promise<T>, done: (r: T) => void): Promise<void> {
+    if (get().task.status === 'running') return;
+    const id = ++taskId;
+    set({ task: { stage, status: 'running', progress: null, startedAt: performance.now(), error: null } });
+    const onProgress = Comlink.proxy((p: TaskProgress) => {
+      if (id === taskId) patchTask({ progress: p });
+    });
+    try {
+      const r = await call(onProgress);
+      if (id !== taskId) return;
+      done(r);
+      patchTask({ status: 'done' });
+    } catch (e) {
+      if (id !== taskId) return;
+      const cancelled = (e as Error)?.name === 'AbortError';
+      patchTask({ status: cancelled ? 'cancelled' : 'error', error: cancelled ? null : { name: String((e as Error)?.name ?? 'Error'), message: message(e) } });
+    } finally {
+      if (id === taskId) void get().refreshResume();
+    }
+  }
+
+  return {
+    spec: defaultSpec(),
+    specNotice: null,
+    data: { status: 'empty', summary: null, error: null },
+    task: IDLE_TASK,
+    results: EMPTY_RESULTS,
+    live: {},
+    resume: null,
+    storage: null,
+    demo: { text: 'Once upon a time, there was a little girl who loved to read books.', result: null, params: null, overrides: {}, busy: false, error: null },
+
+    setField(key, value) {
+      set((s) => ({ spec: { ...s.spec, [key]: value } }));
+    },
+
+    setSpec(spec, notice = null) {
+      set({ spec, specNotice: notice });
+    },
+
+    dismissNotice() {
+      set({ specNotice: null });
+    },
+
+    async setData(source) {
+      set({ data: { status: 'loading', summary: null, error: null } });
+      try {
+        const summary = await getEngine().setData(source);
+        set((s) => ({
+          data: { status: 'ready', summary, error: null },
+          spec: { ...s.spec, data: source.kind === 'builtin' ? 'builtin:brown' : summary.label },
+        }));
+        clear('capture');
+      } catch (e) {
+        set({ data: { status: 'error', summary: null, error: message(e) } });
+      }
+    },
+
+    async run(stage) {
+      const api = getEngine();
+      const spec = get().spec;
+      switch (stage) {
+        case 'capture':
+          return task(stage, (p) => api.capture(spec, p), (capture) => {
+            clear('capture');
+            set((s) => ({ results: { ...s.results, capture } }));
+          });
+        case 'distill': {
+          set({ live: {} });
+          // Points are drawn in batches: a chart re-render per point would keep the main thread busy.
+          let batch: DistillUpdate[] = [];
+          const flush = () => {
+            const pts = batch;
+            batch = [];
+            if (pts.length) set((s) => {
+              const live = { ...s.live };
+              for (const u of pts) live[u.layer] = [...(live[u.layer] ?? []), u.point];
+              return { live };
+            });
+          };
+          const timer = setInterval(flush, LIVE_CHART_MS);
+          const onUpdate = Comlink.proxy((u: DistillUpdate) => void batch.push(u));
+          return task(stage, (p) => api.distill(spec, p, onUpdate), (distill) => {
+            clear('distill');
+            set((s) => ({ results: { ...s.results, distill } }));
+          }).finally(() => {
+            clearInterval(timer);
+            flush();
+          });
+        }
+        case 'profile':
+          return task(stage, (p) => api.profile(spec, p), (routing) => {
+            clear('profile');
+            set((s) => ({ results: { ...s.results, routing }, demo: { ...s.demo, overrides: {}, result: null, params: null } }));
+          });
+        case 'evaluate':
+          return task(stage, (p) => api.evaluate(spec, p), (evaluation) => set((s) => ({ results: { ...s.results, evaluation } })));
+        case 'sweep':
+          return task(stage, (p) => api.sweep(spec, p), (sweep) => set((s) => ({ results: { ...s.results, sweep } })));
+        case 'export':
+          throw new Error('export runs through exportModel(), which returns the files');
+      }
+    },
+
+    cancel() {
+      if (get().task.status === 'running') void getEngine().cancel();
+    },
+
+    async refreshResume() {
+      try {
+        set({ resume: await getEngine().resumeInfo(get().spec) });
+      } catch {
+        set({ resume: null });
+      }
+    },
+
+    async refreshStorage() {
+      try {
+        set({ storage: await getEngine().storage() });
+      } catch {
+        set({ storage: null });
+      }
+    },
+
+    async deleteStored(key) {
+      await getEngine().deleteStored(key);
+      await Promise.all([get().refreshStorage(), get().refreshResume()]);
+    },
+
+    setDemoText(text) {
+      patchDemo({ text });
+    },
+
+    async routeText() {
+      const { demo } = get();
+      if (!demo.text.trim()) return;
+      patchDemo({ busy: true, error: null });
+      try {
+        patchDemo({ result: await getEngine().routeText(demo.text), busy: false });
+      } catch (e) {
+        patchDemo({ busy: false, error: message(e) });
+      }
+    },
+
+    async setLayerPolicy(layer, policy) {
+      patchDemo({ busy: true, error: null, overrides: { ...get().demo.overrides, [layer]: policy } });
+      try {
+        const params = await getEngine().setLayerPolicy(layer, policy);
+        patchDemo({ params });
+        if (get().demo.result) await get().routeText();
+        else patchDemo({ busy: false });
+      } catch (e) {
+        patchDemo({ busy: false, error: message(e) });
+      }
+    },
+
+    runFile() {
+      const { spec, results } = get();
+      return runFileText(spec, results);
+    },
+
+    loadRunFile(spec, results) {
+      set({ spec, results, live: {}, specNotice: null });
+    },
+
+    async exportModel() {
+      let files: { name: string; bytes: Uint8Array }[] | null = null;
+      const spec = get().spec;
+      await task('export', (p) => getEngine().exportModel(spec, p), (r) => (files = r));
+      return files;
+    },
+  };
+});
+
+onEngineStopped(() => {
+  const { task } = usePipeline.getState();
+  taskId++;
+  if (task.status === 'running') usePipeline.setState({ task: { ...task, status: 'error', error: { name: 'EngineRestarted', message: 'The engine restarted during this stage.' } } });
+});

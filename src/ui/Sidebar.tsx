@@ -1,0 +1,90 @@
+// The pipeline sidebar: Kernels (setup), then Model → Data → Construct → Distill → Route → Evaluate →
+// Export, each with its status (done, running with its progress, interrupted, failed, or what it waits for).
+import { useStore, type Stage } from '../state/store.ts';
+import { useShallow } from 'zustand/react/shallow';
+import { usePipeline } from '../state/pipeline.ts';
+import type { TaskStage } from '../worker/pipeline-types.ts';
+
+type StageId = Exclude<Stage, 'kernels'>;
+type Status = { kind: 'done' | 'running' | 'ready' | 'waiting' | 'failed' | 'paused'; text: string };
+
+const STAGES: { id: StageId; name: string; what: string; tasks: TaskStage[] }[] = [
+  { id: 'model', name: 'Model', what: 'Load a dense LLaMA checkpoint', tasks: [] },
+  { id: 'data', name: 'Data', what: 'Calibration and evaluation text', tasks: [] },
+  { id: 'construct', name: 'Construct', what: 'Split FFNs into experts, capture', tasks: ['capture'] },
+  { id: 'distill', name: 'Distill', what: 'Train each MoE block to mimic its FFN', tasks: ['distill'] },
+  { id: 'route', name: 'Route', what: 'Profile routing, adaptive top-k', tasks: ['profile'] },
+  { id: 'evaluate', name: 'Evaluate', what: 'Perplexity, agreement, speed', tasks: ['evaluate', 'sweep'] },
+  { id: 'export', name: 'Export', what: 'Qwen2-MoE folder, run file, link', tasks: ['export'] },
+];
+
+function useStatuses(): Record<StageId, Status> {
+  const model = useStore((s) => s.model.status);
+  // Not the streamed loss points: the sidebar need not re-render with the chart.
+  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume })));
+  const r = p.results;
+  const t = p.task;
+  const base: Record<StageId, Status> = {
+    model: model === 'ready' ? { kind: 'done', text: 'Loaded' } : model === 'loading' ? { kind: 'running', text: 'Loading…' } : { kind: 'ready', text: 'Start here' },
+    data: p.data.status === 'ready' ? { kind: 'done', text: `${p.data.summary!.domains.length} domains` } : p.data.status === 'loading' ? { kind: 'running', text: 'Reading…' } : { kind: 'ready', text: 'Choose text' },
+    construct: r.capture ? { kind: 'done', text: `${r.capture.tokens.toLocaleString('en-US')} tokens captured` } : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to capture' },
+    distill: r.distill.length ? { kind: 'done', text: `${r.distill.length} layers distilled` } : p.resume?.partial ? { kind: 'paused', text: 'Interrupted: resume' } : r.capture ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs a capture' },
+    route: r.routing ? { kind: 'done', text: 'Policies decided' } : r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
+    evaluate: r.evaluation || r.sweep ? { kind: 'done', text: r.evaluation ? `ppl ×${(r.evaluation.ppl_moe / r.evaluation.ppl_dense).toFixed(3)}` : 'Swept' } : r.routing ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs routing' },
+    export: r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
+  };
+  for (const s of STAGES) {
+    if (t.stage && s.tasks.includes(t.stage)) {
+      const pct = t.progress && t.progress.total ? ` ${Math.floor((100 * t.progress.done) / t.progress.total)}%` : '';
+      if (t.status === 'running') base[s.id] = { kind: 'running', text: `Running${pct}` };
+      if (t.status === 'error') base[s.id] = { kind: 'failed', text: 'Failed' };
+    }
+  }
+  return base;
+}
+
+export function Sidebar({ stage }: { stage: Stage }) {
+  const statuses = useStatuses();
+  return (
+    <nav className="sidebar" aria-label="Pipeline">
+      <div className="nav-group">
+        <div className="nav-title">Setup</div>
+        <a className={`nav-item ${stage === 'kernels' ? 'active' : ''}`} aria-current={stage === 'kernels' ? 'page' : undefined} href="#kernels">
+          <span className="nav-icon" aria-hidden="true">
+            <svg viewBox="0 0 16 16">
+              <path d="M5 2v2M8 2v2M11 2v2M5 12v2M8 12v2M11 12v2M2 5h2M2 8h2M2 11h2M12 5h2M12 8h2M12 11h2" />
+              <rect x="4" y="4" width="8" height="8" rx="1.5" />
+            </svg>
+          </span>
+          <span className="nav-text">
+            <span className="nav-name">Kernels</span>
+            <span className="nav-what">Adapter and kernel checks</span>
+          </span>
+        </a>
+      </div>
+      <div className="nav-group">
+        <div className="nav-title">Pipeline</div>
+        <ol className="stages">
+          {STAGES.map((s, i) => {
+            const st = statuses[s.id];
+            return (
+              <li key={s.id} className={`stage stage-open ${stage === s.id ? 'active' : ''} ${st.kind === 'done' ? 'complete' : ''}`} data-stage-status={st.kind}>
+                <a className="stage-link" href={`#${s.id}`} aria-current={stage === s.id ? 'page' : undefined}>
+                  <span className="stage-num">{st.kind === 'done' ? '✓' : i + 1}</span>
+                  <span className="nav-text">
+                    <span className="nav-name">{s.name}</span>
+                    <span className="nav-what">{s.what}</span>
+                    <span className={`stage-status stage-status-${st.kind}`}>{st.text}</span>
+                  </span>
+                </a>
+              </li>
+            );
+          })}
+        </ol>
+      </div>
+      <p className="nav-note">
+        Everything runs in this tab on WebGPU. The <code>moefy</code> CLI runs the same engine and the same run spec in Node.
+      </p>
+    </nav>
+  );
+}
