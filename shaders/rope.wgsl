@@ -1,6 +1,9 @@
 // Rotary position embeddings (RoPE), in place on x: [T, heads, headDim] at positions pos0 + t.
 // Pair i (0 ≤ i < headDim/2) turns by the angle (pos0 + t)·θ^(−2i/headDim):
 //   (a, b) ← (a·cos − b·sin, a·sin + b·cos)
+// INVERSE = true turns it back by the same angle, which is also the gradient (the rotation is orthogonal,
+// so dx = Rᵀ·dy = R(−angle)·dy):
+//   (a, b) ← (a·cos + b·sin, −a·sin + b·cos)
 // INTERLEAVED = false: a = x[i], b = x[i + headDim/2]   (Hugging Face rotate_half, modeling_llama.py)
 // INTERLEAVED = true:  a = x[2i], b = x[2i + 1]         (llama2.c run.c)
 // One thread per pair over a 2-D grid of 64-thread workgroups, linearised with num_workgroups.
@@ -14,6 +17,7 @@ struct Params {
 }
 
 override INTERLEAVED: bool = false;
+override INVERSE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;   // [T, heads, headDim]
@@ -60,7 +64,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let invFreq = exp2(-f32(2u * i) / f32(p.headDim) * p.log2Theta);
   let angle = f32(p.pos0 + t) * invFreq;
   let sc = sincos(angle);
-  let s = sc.x;
+  let s = select(sc.x, -sc.x, INVERSE);
   let c = sc.y;
   let a = x[ia];
   let b = x[ib];

@@ -2,8 +2,9 @@ import type { CheckCase } from './check.ts';
 import { TOL, compare, poisoned, relL2 } from './check.ts';
 import { OpArgumentError } from '../gpu/errors.ts';
 import type { Rng } from '../data/rng.ts';
-import { embedding, embeddingFromIds } from './embedding.ts';
-import { embeddingRef } from './embedding.ref.ts';
+import { dot, fdError, withFd } from './gradcheck.ts';
+import { embedding, embeddingBackward, embeddingFromIds } from './embedding.ts';
+import { embeddingBackwardRef, embeddingRef } from './embedding.ref.ts';
 
 interface Shape { T: number; vocab: number; dim: number; smoke?: boolean }
 
@@ -98,4 +99,83 @@ const fromIdsRejects: CheckCase = {
   },
 };
 
-export const embeddingChecks: CheckCase[] = [...gather, outOfRange, fromIds, fromIdsRejects];
+interface BackwardShape {
+  T: number; vocab: number; dim: number;
+  /** Ids drawn from this many distinct rows spread over the vocab (repeats across row blocks); all rows without. */
+  distinct?: number;
+  accumulate?: boolean;
+  smoke?: boolean;
+}
+
+// Small vocabularies make most ids repeat; T 600 spans three 256-id scan tiles; vocab 600 and dim 300 span
+// three row blocks and two column blocks of the kernel.
+const backwardShapes: BackwardShape[] = [
+  { T: 7, vocab: 3, dim: 64 },
+  { T: 1, vocab: 5, dim: 7 },
+  { T: 37, vocab: 600, dim: 300, distinct: 9 },
+  { T: 130, vocab: 40, dim: 33, accumulate: true },
+  { T: 600, vocab: 11, dim: 8, smoke: true },
+];
+
+function backwardIds(rng: Rng, s: BackwardShape): Uint32Array {
+  if (!s.distinct) return randomIds(rng, s.T, s.vocab);
+  const stride = Math.floor(s.vocab / s.distinct);
+  return Uint32Array.from({ length: s.T }, () => rng.int(s.distinct!) * stride);
+}
+
+// dTable against the float64 scatter-add, which is checked against finite differences of Σ dOut·embedding(table).
+// The kernel runs twice into two outputs: the sums must agree bit for bit (no order-dependent atomics).
+const backward: CheckCase[] = backwardShapes.map((s) => ({
+  family: 'embedding',
+  name: `embeddingBackward T${s.T} vocab ${s.vocab} dim ${s.dim}${s.distinct ? ` (${s.distinct} distinct ids)` : ''}${s.accumulate ? ' accumulate' : ''} (finite differences)`,
+  tol: TOL.elementwise,
+  smoke: s.smoke,
+  async run(gpu, rng) {
+    const { T, vocab, dim } = s;
+    const I = backwardIds(rng, s);
+    const G = rng.normals(T * dim);
+    const W = rng.normals(vocab * dim);
+    const init = s.accumulate ? rng.normals(vocab * dim) : undefined;
+    const want = embeddingBackwardRef(I, G, vocab, dim, init);
+    // Finite differences over the rows the ids use: the others have no gradient, and random probes of a
+    // large table would mostly land there.
+    const used = Uint32Array.from(new Set(I));
+    const rowsUsed = (w: ArrayLike<number>) => embeddingRef(w, used, vocab, dim);
+    const withRows = (sub: Float64Array) => {
+      const w = Float64Array.from(W);
+      used.forEach((v, k) => w.set(sub.subarray(k * dim, (k + 1) * dim), v * dim));
+      return w;
+    };
+    const gradRef = embeddingBackwardRef(I, G, vocab, dim);
+    const fd = fdError((sub) => dot(G, embeddingRef(withRows(sub), I, vocab, dim)), rowsUsed(W), rowsUsed(gradRef), rng);
+    const ids = gpu.upload(I, [T], 'ids'), dOut = gpu.upload(G, [T, dim], 'dOut');
+    const [out, again] = [0, 1].map(() => (init ? gpu.upload(init, [vocab, dim], 'dTable') : poisoned(gpu, [vocab, dim])));
+    embeddingBackward(ids, dOut, vocab, { out, accumulate: s.accumulate });
+    embeddingBackward(ids, dOut, vocab, { out: again, accumulate: s.accumulate });
+    const [a, b] = [new Uint32Array((await out.read()).buffer), new Uint32Array((await again.read()).buffer)];
+    const r = await compare({ dTable: [out, want] }, [ids, dOut, out, again]);
+    r.outputs.rerun_bit_differences = a.filter((x, i) => x !== b[i]).length;
+    if (r.outputs.rerun_bit_differences) r.err = Infinity;
+    return withFd(r, { dTable: fd });
+  },
+}));
+
+// Ids ≥ vocab (which gather NaN rows) add to no row of the gradient.
+const backwardOutOfRange: CheckCase = {
+  family: 'embedding',
+  name: 'embeddingBackward ignores ids ≥ vocab T9 vocab 20 dim 6',
+  tol: TOL.elementwise,
+  async run(gpu, rng) {
+    const [T, vocab, dim] = [9, 20, 6];
+    const I = randomIds(rng, T, vocab);
+    I[2] = vocab;
+    I[7] = 0xffffffff;
+    const G = rng.normals(T * dim);
+    const ids = gpu.upload(I, [T], 'ids'), dOut = gpu.upload(G, [T, dim], 'dOut');
+    const out = poisoned(gpu, [vocab, dim]);
+    embeddingBackward(ids, dOut, vocab, { out });
+    return compare({ dTable: [out, embeddingBackwardRef(I, G, vocab, dim)] }, [ids, dOut, out]);
+  },
+};
+
+export const embeddingChecks: CheckCase[] = [...gather, outOfRange, fromIds, fromIdsRejects, ...backward, backwardOutOfRange];

@@ -8,3 +8,15 @@ export function embeddingRef(table: ArrayLike<number>, ids: ArrayLike<number>, v
   }
   return out;
 }
+
+/** Gradient with respect to the table: row v = init[v] (0 without init) + Σ dOut[t] over ids[t] = v. */
+export function embeddingBackwardRef(
+  ids: ArrayLike<number>, dOut: ArrayLike<number>, vocab: number, dim: number, init?: ArrayLike<number>,
+): Float64Array {
+  const d = init ? Float64Array.from(init) : new Float64Array(vocab * dim);
+  for (let t = 0; t < ids.length; t++) {
+    if (ids[t] >= vocab) continue;
+    for (let i = 0; i < dim; i++) d[ids[t] * dim + i] += dOut[t * dim + i];
+  }
+  return d;
+}

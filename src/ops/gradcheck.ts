@@ -2,6 +2,7 @@
 // must match central differences of the forward reference. The GPU backward kernels are then compared
 // with those verified references (check.ts), so each backward op is tied to its forward's math.
 import type { Rng } from '../data/rng.ts';
+import type { CheckResult } from './check.ts';
 
 /**
  * Relative L2 error between `grad` and central differences of `loss` at `probes` random coordinates
@@ -38,4 +39,16 @@ export function dot(g: ArrayLike<number>, y: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < y.length; i++) s += g[i] * y[i];
   return s;
+}
+
+/**
+ * Folds finite-difference errors of the float64 references into a GPU-vs-reference result: each is
+ * reported as fd_<name> and bounds err, so a wrong reference fails the case as a wrong kernel does.
+ */
+export function withFd(r: CheckResult, fd: Record<string, number>): CheckResult {
+  for (const [name, e] of Object.entries(fd)) {
+    r.outputs[`fd_${name}`] = e;
+    r.err = Math.max(r.err, Number.isNaN(e) ? Infinity : e);
+  }
+  return r;
 }

@@ -1,10 +1,15 @@
-// RMSNorm over the last dimension: shaders/norm.wgsl (LLaMA's LlamaRMSNorm).
+// RMSNorm over the last dimension and its gradient: shaders/norm.wgsl (LLaMA's LlamaRMSNorm).
 import shader from '../../shaders/norm.wgsl';
 import { paramStruct } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { rowThreads } from './reduce.ts';
 import { expectFinite, expectTensor, fail, grid, outTensor } from './validate.ts';
 
 const Params = paramStruct([['rows', 'u32'], ['dim', 'u32'], ['eps', 'f32']] as const);
+
+/** Columns of dWeight per backward_weight workgroup (COLS in shaders/norm.wgsl); it runs 256 threads. */
+const WEIGHT_COLS = 32;
+const WEIGHT_THREADS = 256;
 
 export interface RmsNormOptions {
   /** rms_norm_eps from the model config (1e-5 in LLaMA-2, 1e-6 in LLaMA-3). */
@@ -12,27 +17,69 @@ export interface RmsNormOptions {
   out?: Tensor;
 }
 
-/** y = x / sqrt(mean(x²) + eps) · weight over the last dim. x: [rows, dim], weight: [dim] → y: [rows, dim]. */
-export function rmsNorm(x: Tensor, weight: Tensor, opts: RmsNormOptions): Tensor {
-  const op = 'rmsNorm';
-  const { eps } = opts;
+/** Checks eps, x [rows, dim] with dim ≥ 1 and weight [dim]; returns [rows, dim]. */
+function normArgs(op: string, x: Tensor, weight: Tensor, eps: number): [number, number] {
   expectFinite(op, 'eps', eps);
   if (eps < 0) fail(op, `eps must be ≥ 0, got ${eps}`);
   expectTensor(op, 'x', x, [null, null]);
   const [rows, dim] = x.shape;
   if (dim === 0) fail(op, 'x has an empty last dimension');
   expectTensor(op, 'weight', weight, [dim]);
+  return [rows, dim];
+}
+
+/** y = x / sqrt(mean(x²) + eps) · weight over the last dim. x: [rows, dim], weight: [dim] → y: [rows, dim]. */
+export function rmsNorm(x: Tensor, weight: Tensor, opts: RmsNormOptions): Tensor {
+  const op = 'rmsNorm';
+  const { eps } = opts;
+  const [rows, dim] = normArgs(op, x, weight, eps);
   const out = outTensor(op, x, opts.out, x.shape);
-  // Smallest power of two covering the row, between 32 and 256 threads.
-  const wg = Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(dim))));
   x.gpu.dispatch({
     op,
     shapes: { x: x.shape, weight: weight.shape },
     shader,
-    constants: { WG: wg },
+    constants: { WG: rowThreads(dim) },
     params: Params.pack({ rows, dim, eps }),
     bindings: [x, weight, out],
     workgroups: grid(rows),
   });
   return out;
+}
+
+/**
+ * Gradients of y = rmsNorm(x, weight) given dy [rows, dim]: dx [rows, dim] and dWeight [dim], the latter
+ * summed over rows in a fixed order (no atomics), so both are the same on every run. With `accumulate`,
+ * adds into the given dx and dWeight (a residual stream's gradient; accumulation over micro-batches).
+ */
+export function rmsNormBackward(
+  x: Tensor,
+  weight: Tensor,
+  dy: Tensor,
+  opts: { eps: number; accumulate?: boolean; out?: { dx?: Tensor; dWeight?: Tensor } },
+): { dx: Tensor; dWeight: Tensor } {
+  const op = 'rmsNormBackward';
+  const { eps, accumulate = false } = opts;
+  const [rows, dim] = normArgs(op, x, weight, eps);
+  expectTensor(op, 'dy', dy, x.shape);
+  if (accumulate && !(opts.out?.dx && opts.out.dWeight)) fail(op, 'accumulate needs out.dx and out.dWeight to add into');
+  const dx = outTensor(op, x, opts.out?.dx, x.shape);
+  const dWeight = outTensor(op, x, opts.out?.dWeight, [dim]);
+  // 1/rms per row, from the dx pass to the dWeight pass.
+  const rstd = x.gpu.tensor([rows], 'f32', `${op}.rstd`);
+  const params = Params.pack({ rows, dim, eps });
+  const shapes = { x: x.shape, weight: weight.shape, dy: dy.shape };
+  x.gpu.dispatch({
+    op, shapes, shader, entry: 'backward', params,
+    constants: { WG: rowThreads(dim), ACCUMULATE: accumulate },
+    bindings: [x, weight, dy, dx, rstd],
+    workgroups: grid(rows),
+  });
+  x.gpu.dispatch({
+    op, shapes, shader, entry: 'backward_weight', params,
+    constants: { WG: WEIGHT_THREADS, ACCUMULATE: accumulate },
+    bindings: [x, null, dy, dWeight, rstd],
+    workgroups: grid(Math.ceil(dim / WEIGHT_COLS)),
+  });
+  rstd.release();   // recorded work keeps its binding; later ops may reuse the buffer
+  return { dx, dWeight };
 }

@@ -1,4 +1,4 @@
-// Rotary position embeddings: shaders/rope.wgsl (LLaMA's apply_rotary_pos_emb on q and k).
+// Rotary position embeddings and their gradient: shaders/rope.wgsl (LLaMA's apply_rotary_pos_emb on q and k).
 import shader from '../../shaders/rope.wgsl';
 import { paramStruct } from '../gpu/params.ts';
 import { fmtShape } from '../gpu/errors.ts';
@@ -25,11 +25,23 @@ export interface RopeOptions {
  * given (x is then copied to out first, so there is one kernel). Returns the rotated tensor.
  */
 export function rope(x: Tensor, opts: RopeOptions): Tensor {
-  const op = `rope${opts.interleaved ? ' (interleaved)' : ''}`;
+  return rotate(`rope${opts.interleaved ? ' (interleaved)' : ''}`, 'x', x, opts, false);
+}
+
+/**
+ * Gradient of rope(): dx = the inverse rotation of dy [T, heads, headDim], with the same options as the
+ * forward (pos0, theta, convention). In place on dy unless `out` is given. Returns dx.
+ */
+export function ropeBackward(dy: Tensor, opts: RopeOptions): Tensor {
+  return rotate(`ropeBackward${opts.interleaved ? ' (interleaved)' : ''}`, 'dy', dy, opts, true);
+}
+
+/** rope (inverse false) or its gradient (inverse true) of x, the tensor called `arg` in errors. */
+function rotate(op: string, arg: string, x: Tensor, opts: RopeOptions, inverse: boolean): Tensor {
   const { pos0, theta, interleaved = false } = opts;
-  expectTensor(op, 'x', x, [null, null, null]);
+  expectTensor(op, arg, x, [null, null, null]);
   const [T, heads, headDim] = x.shape;
-  if (headDim % 2 !== 0) fail(op, `headDim must be even, got x ${fmtShape(x.shape)}`);
+  if (headDim % 2 !== 0) fail(op, `headDim must be even, got ${arg} ${fmtShape(x.shape)}`);
   expectFinite(op, 'theta', theta);
   if (theta <= 1) fail(op, `theta must be > 1, got ${theta}`);
   // Positions are exact in f32 up to 2^24.
@@ -41,9 +53,9 @@ export function rope(x: Tensor, opts: RopeOptions): Tensor {
   }
   x.gpu.dispatch({
     op,
-    shapes: { x: x.shape },
+    shapes: { [arg]: x.shape },
     shader,
-    constants: { INTERLEAVED: interleaved },
+    constants: { INTERLEAVED: interleaved, INVERSE: inverse },
     params: Params.pack({ T, heads, headDim, pos0, log2Theta: Math.log2(theta) }),
     bindings: [target],
     workgroups: grid(Math.ceil((T * heads * headDim) / 2 / 64)),

@@ -42,3 +42,17 @@ export function crossEntropyGradRef(
   }
   return d;
 }
+
+/** KL(softmax(P[r]) ‖ softmax(Q[r])) per row = Σ_j p_j·(log p_j − log q_j). */
+export function klRef(P: ArrayLike<number>, Q: ArrayLike<number>, rows: number, n: number): Float64Array {
+  const lp = softmaxRef(P, rows, n, true), lq = softmaxRef(Q, rows, n, true);
+  const kl = new Float64Array(rows);
+  for (let i = 0; i < rows * n; i++) kl[Math.floor(i / n)] += Math.exp(lp[i]) * (lp[i] - lq[i]);
+  return kl;
+}
+
+/** d(scale·Σ_r KL_r) / dQ = (softmax(Q) − softmax(P))·scale; P is a constant. */
+export function klGradRef(P: ArrayLike<number>, Q: ArrayLike<number>, rows: number, n: number, scale = 1): Float64Array {
+  const sp = softmaxRef(P, rows, n), sq = softmaxRef(Q, rows, n);
+  return sq.map((q, i) => (q - sp[i]) * scale);
+}
