@@ -9,7 +9,8 @@
 //   node scripts/test.mjs e2e/workbench.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -90,6 +91,7 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
   let page: Page | undefined;
   const log: string[] = [];
   let shot = 'workbench-failure.png';
+  const tmp = mkdtempSync(join(tmpdir(), 'moefy-workbench-'));
   try {
     let url: string;
     ({ server, browser, page, url } = await startPage(t, log));
@@ -108,7 +110,12 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
       await openStage(page, stage[0].toUpperCase() + stage.slice(1));
       await page.getByLabel(label, { exact: true }).fill(value);
     }
-    const specUrl = page.url();
+    // The URL follows the controls asynchronously (the spec is compressed first): wait until it settles.
+    let specUrl = '';
+    while (specUrl !== page.url()) {
+      specUrl = page.url();
+      await page.waitForTimeout(500);
+    }
     assert.match(specUrl, /[?&]s=/, 'the spec is in the URL');
 
     // ---- the URL alone restores every control in a fresh context
@@ -186,8 +193,29 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
     for (const f of ['config.json', 'model.safetensors', 'moefy.json']) assert.match(files, new RegExp(f.replace('.', '\\.')));
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export run (JSON)' }).click()]);
     assert.equal(download.suggestedFilename(), 'moefy-run.json');
-    await page.getByTestId('storage').getByRole('table', { name: 'Stored items' }).waitFor({ timeout: 30_000 });
+    // the run file imports back (spec and results)
+    const runJson = join(tmp, 'moefy-run.json');
+    await download.saveAs(runJson);
+    await page.getByLabel('Run file').setInputFiles(runJson);
+    await page.getByText(/Loaded moefy-run\.json/).waitFor({ timeout: 10_000 });
+    // the storage panel lists the run's capture and checkpoints, and deletes on request
+    const stored = page.getByTestId('storage').getByRole('table', { name: 'Stored items' });
+    await stored.waitFor({ timeout: 30_000 });
+    const rows = await stored.locator('tbody tr').count();
+    assert.ok(rows >= 2, `the run's capture and checkpoint are listed (${rows} rows)`);
+    await stored.getByRole('button', { name: /^Delete / }).first().click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="storage"] tbody tr').length === n - 1, rows, { timeout: 30_000 });
     await keepScreenshot(t, page, shot);
+
+    // ---- a damaged link and one from a newer version: a clear message, and the page keeps working
+    for (const bad of ['s=1.z.@@not-base64@@', 's=99.j.e30']) {
+      await page.goto(`${url}?${bad}#data`);
+      const notice = page.getByRole('alert').filter({ hasText: 'About this link' });
+      await notice.waitFor({ timeout: 30_000 });
+      t.diagnostic(`${bad}: ${await notice.innerText()}`);
+      if (bad.startsWith('s=99')) assert.match(await notice.innerText(), /newer/);
+      await page.getByRole('heading', { level: 1, name: 'Data' }).waitFor();
+    }
     assert.equal(log.filter((l) => l.startsWith('[pageerror]')).length, 0, `no page errors:\n${log.join('\n')}`);
   } catch (e) {
     if (log.length) t.diagnostic(`browser console:\n${log.join('\n')}`);
@@ -196,5 +224,6 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
     await keepScreenshot(t, page, shot);
     await browser?.close().catch(() => {});
     await server?.close().catch(() => {});
+    rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -92,6 +92,11 @@ const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
   export: [],
 };
 
+/** Stored distillation work this page has not loaded: a finished layer or one stopped part-way. */
+export function interrupted(s: Pick<PipelineStore, 'resume' | 'results'>): boolean {
+  return !!s.resume && (s.resume.partial !== null || s.resume.layersDone.length > 0) && s.results.distill.length === 0;
+}
+
 let taskId = 0;
 /** How often streamed loss points reach the chart. */
 const LIVE_CHART_MS = 1000;

@@ -2,7 +2,7 @@
 // Export, each with its status (done, running with its progress, interrupted, failed, or what it waits for).
 import { useStore, type Stage } from '../state/store.ts';
 import { useShallow } from 'zustand/react/shallow';
-import { usePipeline } from '../state/pipeline.ts';
+import { interrupted, usePipeline } from '../state/pipeline.ts';
 import type { TaskStage } from '../worker/pipeline-types.ts';
 
 type StageId = Exclude<Stage, 'kernels'>;
@@ -27,8 +27,8 @@ function useStatuses(): Record<StageId, Status> {
   const base: Record<StageId, Status> = {
     model: model === 'ready' ? { kind: 'done', text: 'Loaded' } : model === 'loading' ? { kind: 'running', text: 'Loading…' } : { kind: 'ready', text: 'Start here' },
     data: p.data.status === 'ready' ? { kind: 'done', text: `${p.data.summary!.domains.length} domains` } : p.data.status === 'loading' ? { kind: 'running', text: 'Reading…' } : { kind: 'ready', text: 'Choose text' },
-    construct: r.capture ? { kind: 'done', text: `${r.capture.tokens.toLocaleString('en-US')} tokens captured` } : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to capture' },
-    distill: r.distill.length ? { kind: 'done', text: `${r.distill.length} layers distilled` } : p.resume?.partial ? { kind: 'paused', text: 'Interrupted: resume' } : r.capture ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs a capture' },
+    construct: r.capture ? { kind: 'done', text: `${r.capture.tokens.toLocaleString('en-US')} tokens captured` } : p.resume?.captured ? { kind: 'done', text: 'Capture stored' } : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to capture' },
+    distill: r.distill.length ? { kind: 'done', text: `${r.distill.length} layers distilled` } : interrupted(p) ? { kind: 'paused', text: 'Interrupted: resume' } : r.capture ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs a capture' },
     route: r.routing ? { kind: 'done', text: 'Policies decided' } : r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
     evaluate: r.evaluation || r.sweep ? { kind: 'done', text: r.evaluation ? `ppl ×${(r.evaluation.ppl_moe / r.evaluation.ppl_dense).toFixed(3)}` : 'Swept' } : r.routing ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs routing' },
     export: r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },

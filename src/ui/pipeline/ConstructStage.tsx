@@ -16,32 +16,30 @@ export function ConstructStage() {
   const capture = usePipeline((s) => s.results.capture);
   const resume = usePipeline((s) => s.resume);
   const run = usePipeline((s) => s.run);
-  if (!summary) return <Waiting title="No model loaded" href="#model" action="Load a model">Construct splits the loaded model's FFNs; load one first.</Waiting>;
-  const c = summary.config;
+  const c = summary?.config;
   let layers: number[] = [];
   let layersError: string | null = null;
-  try {
-    layers = specLayers(spec, c.nLayers);
-  } catch (e) {
-    layersError = (e as Error).message;
+  if (c) {
+    try {
+      layers = specLayers(spec, c.nLayers);
+    } catch (e) {
+      layersError = (e as Error).message;
+    }
   }
   const N = spec['construct.experts'];
-  const expertDim = Math.ceil(c.hiddenDim / N);
   const k = spec['train.topK'];
-  const ffnDense = 3 * c.dim * c.hiddenDim;
-  const ffnMoe = Math.min(k, N) * 3 * c.dim * expertDim + N * c.dim;
   return (
     <>
       <PageHead n={3} name="Construct">
-        Each chosen FFN is cut along its intermediate dimension into N experts of {fmtInt(expertDim)} neurons (LaDiMo §4.1), with a router in
-        front. The paper converts the last layers, which are the least sensitive.
+        Each chosen FFN is cut along its intermediate dimension into N experts (LaDiMo §4.1), with a router in front. The paper converts the
+        last layers, which are the least sensitive.
       </PageHead>
       <section className="panel" aria-labelledby="construct-title">
         <div className="panel-head">
           <div>
             <h2 id="construct-title">Experts</h2>
             <p className="panel-sub">
-              {summary.name}: {c.nLayers} layers, hidden {c.dim}, FFN {c.hiddenDim}.
+              {summary && c ? `${summary.name}: ${c.nLayers} layers, hidden ${c.dim}, FFN ${c.hiddenDim}, so ${fmtInt(Math.ceil(c.hiddenDim / N))} neurons per expert.` : 'How the FFNs become experts.'}
             </p>
           </div>
         </div>
@@ -51,27 +49,19 @@ export function ConstructStage() {
           <SpecField k="construct.split" />
           <SpecField k="construct.routerInit" />
         </div>
-        {layersError ? (
-          <div className="panel-body">
+        <div className="panel-body">
+          {!c ? (
+            <Waiting title="No model loaded" href="#model" action="Load a model">
+              Construct splits the loaded model's FFNs; load one first.
+            </Waiting>
+          ) : layersError ? (
             <div className="callout callout-bad" role="alert">
               <p>{layersError}</p>
             </div>
-          </div>
-        ) : (
-          <div className="panel-body">
-            <div className="layer-strip" aria-label="Layers to convert">
-              {Array.from({ length: c.nLayers }, (_, l) => (
-                <span key={l} className={`layer-chip ${layers.includes(l) ? 'is-moe' : ''}`} title={layers.includes(l) ? `layer ${l}: ${N} experts` : `layer ${l}: dense`}>
-                  {l}
-                </span>
-              ))}
-              <span className="muted layer-strip-note">
-                {layers.length} of {c.nLayers} layers become MoE · per token a converted FFN activates {fmtCount(ffnMoe)} of {fmtCount(ffnDense)} parameters at
-                top-{k}
-              </span>
-            </div>
-          </div>
-        )}
+          ) : (
+            <LayerStrip nLayers={c.nLayers} layers={layers} N={N} k={k} dim={c.dim} hiddenDim={c.hiddenDim} />
+          )}
+        </div>
       </section>
       <section className="panel" aria-labelledby="capture-title" data-capture={capture ? 'done' : 'none'}>
         <div className="panel-head">
@@ -98,7 +88,7 @@ export function ConstructStage() {
           )}
         </div>
         <div className="panel-foot actions">
-          <RunButton onClick={() => void run('capture')} disabled={!dataReady || !!layersError}>
+          <RunButton onClick={() => void run('capture')} disabled={!c || !dataReady || !!layersError}>
             {capture ? 'Capture again' : 'Capture activations'}
           </RunButton>
           {capture && (
@@ -109,5 +99,24 @@ export function ConstructStage() {
         </div>
       </section>
     </>
+  );
+}
+
+/** The model's layers, the converted ones marked, and what a converted FFN activates per token at top-k. */
+function LayerStrip({ nLayers, layers, N, k, dim, hiddenDim }: { nLayers: number; layers: number[]; N: number; k: number; dim: number; hiddenDim: number }) {
+  const expertDim = Math.ceil(hiddenDim / N);
+  const ffnDense = 3 * dim * hiddenDim;
+  const ffnMoe = Math.min(k, N) * 3 * dim * expertDim + N * dim;
+  return (
+    <div className="layer-strip" aria-label="Converted layers">
+      {Array.from({ length: nLayers }, (_, l) => (
+        <span key={l} className={`layer-chip ${layers.includes(l) ? 'is-moe' : ''}`} title={layers.includes(l) ? `layer ${l}: ${N} experts` : `layer ${l}: dense`}>
+          {l}
+        </span>
+      ))}
+      <span className="muted layer-strip-note">
+        {layers.length} of {nLayers} layers become MoE · per token a converted FFN activates {fmtCount(ffnMoe)} of {fmtCount(ffnDense)} parameters at top-{k}
+      </span>
+    </div>
   );
 }

@@ -1,7 +1,8 @@
 // Pipeline stage 4, Distill (LaDiMo §4.2–4.3): each converted layer's MoE block is trained alone to
 // reproduce its dense FFN on the captured pairs, L = MSE(f̂(x), f(x)) + α·‖L_mse‖·L_aux, with Adam.
 // The loss curves grow live; a stopped run resumes from its last checkpoint in this browser.
-import { usePipeline } from '../../state/pipeline.ts';
+import { useMemo } from 'react';
+import { interrupted, usePipeline } from '../../state/pipeline.ts';
 import type { LossPoint } from '../../worker/pipeline-types.ts';
 import { ExpertLoadHeatmap, LossChart } from '../charts/index.ts';
 import { fmtDuration } from '../format.ts';
@@ -12,17 +13,12 @@ export function DistillStage() {
   useResumeInfo();
   const captured = usePipeline((s) => s.results.capture !== null);
   const distill = usePipeline((s) => s.results.distill);
-  const live = usePipeline((s) => s.live);
   const resume = usePipeline((s) => s.resume);
   const running = usePipeline((s) => s.task.status === 'running' && s.task.stage === 'distill');
   const run = usePipeline((s) => s.run);
-  if (!captured && !resume?.captured) {
-    return <Waiting title="Nothing captured yet" href="#construct" action="Go to Construct">Distillation learns from the captured FFN pairs: capture them in Construct first.</Waiting>;
-  }
-  // Finished layers carry their whole curve; the layer in training shows what has streamed in.
-  const curves = new Map<number, LossPoint[]>(Object.entries(live).map(([l, pts]) => [Number(l), pts]));
-  for (const r of distill) curves.set(r.layer, r.curve);
-  const partial = resume?.partial;
+  const ready = captured || !!resume?.captured;
+  const stopped = usePipeline(interrupted);
+  const partial = resume?.partial ?? null;
   return (
     <>
       <PageHead n={4} name="Distill">
@@ -47,20 +43,25 @@ export function DistillStage() {
           <SpecField k="seed" />
         </div>
         <div className="panel-body">
-          {partial && !running && (
+          {!ready && (
+            <Waiting title="Nothing captured yet" href="#construct" action="Go to Construct">
+              Distillation learns from the captured FFN pairs: capture them in Construct first.
+            </Waiting>
+          )}
+          {stopped && !running && (
             <div className="callout callout-info resume-offer" role="status">
               <div className="callout-title">A distillation of this spec was interrupted</div>
               <p>
-                Layer {partial.layer} stopped at step {partial.step} of {partial.steps}
-                {resume!.layersDone.length ? `; layers ${resume!.layersDone.join(', ')} are done` : ''}. Resuming continues from that checkpoint and gives the
-                same result as an uninterrupted run.
+                {resume!.layersDone.length ? `Layers ${resume!.layersDone.join(', ')} are done. ` : ''}
+                {partial ? `Layer ${partial.layer} stopped at step ${partial.step} of ${partial.steps}. ` : ''}
+                Resuming continues from the stored checkpoints and gives the same result as an uninterrupted run.
               </p>
             </div>
           )}
           <TaskBar stages={['distill']} />
         </div>
         <div className="panel-foot actions">
-          <RunButton onClick={() => void run('distill')}>{partial ? 'Resume distillation' : distill.length ? 'Distill again' : 'Start distillation'}</RunButton>
+          <RunButton onClick={() => void run('distill')} disabled={!ready}>{stopped ? 'Resume distillation' : distill.length ? 'Distill again' : 'Start distillation'}</RunButton>
           {distill.length > 0 && (
             <a className="btn btn-secondary" href="#route">
               Next: route
@@ -68,7 +69,7 @@ export function DistillStage() {
           )}
         </div>
       </section>
-      <LossChart curves={curves} />
+      <LiveLossChart />
       {distill.length > 0 && (
         <>
           <section className="panel" aria-labelledby="distill-results-title">
@@ -78,33 +79,35 @@ export function DistillStage() {
                 <p className="panel-sub">Held-out mean squared error of each block before and after training, its relative error ‖f̂ − f‖/‖f‖, and time.</p>
               </div>
             </div>
-            <div className="panel-body table-wrap">
-              <table className="results" aria-label="Distillation results">
-                <thead>
-                  <tr>
-                    <th>Layer</th>
-                    <th className="num">MSE before</th>
-                    <th className="num">MSE after</th>
-                    <th className="num">Lower by</th>
-                    <th className="num">Relative error</th>
-                    <th className="num">Least-used expert</th>
-                    <th className="num">Time</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {distill.map((r) => (
-                    <tr key={r.layer}>
-                      <td className="mono">{r.layer}</td>
-                      <td className="num mono">{r.mseBefore.toExponential(3)}</td>
-                      <td className="num mono">{r.mseFinal.toExponential(3)}</td>
-                      <td className="num mono">{(r.mseBefore / r.mseFinal).toFixed(2)}×</td>
-                      <td className="num mono">{r.relErr.toFixed(3)}</td>
-                      <td className="num mono">{(100 * Math.min(...r.expertLoad)).toFixed(1)}%</td>
-                      <td className="num mono">{fmtDuration(r.seconds * 1000)}</td>
+            <div className="panel-body">
+              <div className="table-wrap">
+                <table className="results" aria-label="Distillation results">
+                  <thead>
+                    <tr>
+                      <th>Layer</th>
+                      <th className="num">MSE before</th>
+                      <th className="num">MSE after</th>
+                      <th className="num">Lower by</th>
+                      <th className="num">Relative error</th>
+                      <th className="num">Least-used expert</th>
+                      <th className="num">Time</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
+                  </thead>
+                  <tbody>
+                    {distill.map((r) => (
+                      <tr key={r.layer}>
+                        <td className="mono">{r.layer}</td>
+                        <td className="num mono">{r.mseBefore.toExponential(3)}</td>
+                        <td className="num mono">{r.mseFinal.toExponential(3)}</td>
+                        <td className="num mono">{(r.mseBefore / r.mseFinal).toFixed(2)}×</td>
+                        <td className="num mono">{r.relErr.toFixed(3)}</td>
+                        <td className="num mono">{(100 * Math.min(...r.expertLoad)).toFixed(1)}%</td>
+                        <td className="num mono">{fmtDuration(r.seconds * 1000)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
             </div>
           </section>
           <ExpertLoadHeatmap layers={distill.map((r) => ({ layer: r.layer, expertLoad: r.expertLoad }))} />
@@ -112,4 +115,17 @@ export function DistillStage() {
       )}
     </>
   );
+}
+
+/** The loss chart alone follows the streamed points, so the page around it does not re-render with them. */
+function LiveLossChart() {
+  const live = usePipeline((s) => s.live);
+  const distill = usePipeline((s) => s.results.distill);
+  // Finished layers carry their whole curve; the layer in training shows what has streamed in.
+  const curves = useMemo(() => {
+    const m = new Map<number, LossPoint[]>(Object.entries(live).map(([l, pts]) => [Number(l), pts]));
+    for (const r of distill) m.set(r.layer, r.curve);
+    return m;
+  }, [live, distill]);
+  return <LossChart curves={curves} />;
 }

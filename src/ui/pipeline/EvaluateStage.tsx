@@ -15,7 +15,6 @@ export function EvaluateStage() {
   const sweep = usePipeline((s) => s.results.sweep);
   const run = usePipeline((s) => s.run);
   const [metric, setMetric] = useState<'ppl' | 'agreement'>('ppl');
-  if (!routed) return <Waiting title="Routing not decided yet" href="#route" action="Go to Route">Evaluation uses each layer's routing policy: profile the routing first.</Waiting>;
   return (
     <>
       <PageHead n={6} name="Evaluate">
@@ -36,12 +35,17 @@ export function EvaluateStage() {
           <SpecField k="eval.decodeTokens" />
         </div>
         <div className="panel-body">
+          {!routed && (
+            <Waiting title="Routing not decided yet" href="#route" action="Go to Route">
+              Evaluation uses each layer's routing policy: profile the routing first.
+            </Waiting>
+          )}
           <TaskBar stages={['evaluate', 'sweep']} />
           {evaluation && <Metrics m={evaluation} />}
         </div>
         <div className="panel-foot actions">
-          <RunButton onClick={() => void run('evaluate')}>{evaluation ? 'Evaluate again' : 'Evaluate'}</RunButton>
-          <RunButton primary={false} onClick={() => void run('sweep')}>
+          <RunButton onClick={() => void run('evaluate')} disabled={!routed}>{evaluation ? 'Evaluate again' : 'Evaluate'}</RunButton>
+          <RunButton primary={false} onClick={() => void run('sweep')} disabled={!routed}>
             {sweep ? 'Sweep again' : 'Sweep layers (Fig. 5, 6)'}
           </RunButton>
         </div>

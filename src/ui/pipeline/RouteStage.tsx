@@ -15,7 +15,6 @@ export function RouteStage() {
   const routing = usePipeline((s) => s.results.routing);
   const run = usePipeline((s) => s.run);
   const [view, setView] = useState<'layers' | 'domains'>('layers');
-  if (!distilled) return <Waiting title="No distilled layers yet" href="#distill" action="Go to Distill">Routing is profiled on the distilled MoE blocks: distill them first.</Waiting>;
   return (
     <>
       <PageHead n={5} name="Route">
@@ -35,10 +34,15 @@ export function RouteStage() {
           <SpecField k="router.policy" />
         </div>
         <div className="panel-body">
+          {!distilled && (
+            <Waiting title="No distilled layers yet" href="#distill" action="Go to Distill">
+              Routing is profiled on the distilled MoE blocks: distill them first.
+            </Waiting>
+          )}
           <TaskBar stages={['profile']} />
         </div>
         <div className="panel-foot actions">
-          <RunButton onClick={() => void run('profile')}>{routing ? 'Profile again' : 'Profile routing'}</RunButton>
+          <RunButton onClick={() => void run('profile')} disabled={!distilled}>{routing ? 'Profile again' : 'Profile routing'}</RunButton>
         </div>
       </section>
       {routing && (

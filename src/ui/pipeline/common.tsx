@@ -102,18 +102,16 @@ export function TaskBar({ stages }: { stages: TaskStage[] }) {
   );
 }
 
-/** Shown instead of a page's controls while an earlier stage is missing. */
+/** Shown beside a stage's controls while an earlier stage is missing: what, and a link there. */
 export function Waiting({ title, children, href, action }: { title: string; children: ReactNode; href: string; action: string }) {
   return (
-    <section className="panel">
-      <div className="panel-body empty waiting">
-        <div className="empty-title">{title}</div>
-        <p className="muted">{children}</p>
-        <a className="btn btn-primary" href={href}>
-          {action}
-        </a>
-      </div>
-    </section>
+    <div className="callout callout-info waiting" role="status">
+      <div className="callout-title">{title}</div>
+      <p>{children}</p>
+      <a className="btn btn-secondary btn-sm" href={href}>
+        {action}
+      </a>
+    </div>
   );
 }
 
