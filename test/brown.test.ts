@@ -134,7 +134,7 @@ test('builtin:brown opens through the Chromium host server, and only when the co
   const server = await serve({}, ['builtin:brown']);
   const closed = await serve({}, ['/tmp/nothing-here']);
   try {
-    const io = httpIO(async () => {}, await origin(server));
+    const io = httpIO(async () => {}, async () => {}, await origin(server));
     const { names, news } = await namesAndNews(await io.open(['builtin:brown']));
     assert.deepEqual(names, expectedNames);
     assert.equal(news, (await loadBrown()).find((d) => d.name === 'brown-news')!.valid);

@@ -28,7 +28,7 @@ async function bundleTasks(): Promise<string> {
         import { httpIO } from './src/cli/io.ts';
         globalThis.__moefyRun = async (name, args) => {
           const gpu = await createBrowserGpu();
-          const io = httpIO((path, b64) => globalThis.__moefyWrite(path, b64));
+          const io = httpIO((path, b64) => globalThis.__moefyWrite(path, b64), (path) => globalThis.__moefyRemove(path));
           try { return await tasks[name](gpu, args, (m) => globalThis.__moefyProgress(m), io); }
           finally { gpu.destroy(); }
         };`,
@@ -117,6 +117,10 @@ export async function runInChromium<T>(name: TaskName, args: unknown, progress: 
     await page.exposeFunction('__moefyWrite', async (path: string, base64: string) => {
       if (!permitted(paths, path)) throw new Error(`${path}: not an output path of this command`);
       await nodeIO.write(path, Buffer.from(base64, 'base64'));
+    });
+    await page.exposeFunction('__moefyRemove', async (path: string) => {
+      if (!permitted(paths, path)) throw new Error(`${path}: not an output path of this command`);
+      await nodeIO.remove!(path);
     });
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;

@@ -1,5 +1,5 @@
 // HostIO on Node's filesystem (the Dawn host, and tasks that need no GPU).
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileSourceNode, openDirNode } from '../model/source-node.ts';
 import type { ByteSource } from '../model/source.ts';
@@ -18,6 +18,9 @@ export const nodeIO: HostIO = {
   async write(path, bytes) {
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, bytes);
+  },
+  async remove(path) {
+    await rm(path, { force: true });
   },
 };
 

@@ -9,6 +9,8 @@ export interface HostIO {
   /** Each path a file or a directory (its files): the sources of a checkpoint, a text, a data folder. */
   open(paths: readonly string[]): Promise<ByteSource[]>;
   write(path: string, bytes: Uint8Array): Promise<void>;
+  /** Deletes a file this host wrote (checkpoints drop superseded slots); a missing file is no error. */
+  remove?(path: string): Promise<void>;
 }
 
 /** Data sets a host provides by name, not path: each opens to a data folder's files. */
@@ -36,7 +38,7 @@ export function withBuiltins(io: HostIO, builtins: Builtins): HostIO {
  * HostIO over the Chromium host's server: /ls lists a path's files, /fs serves ranges of one, and the
  * built-in corpus is under /corpus/brown/. `site` is the server's root URL (the page's own by default).
  */
-export function httpIO(write: (path: string, base64: string) => Promise<void>, site = '/'): HostIO {
+export function httpIO(write: (path: string, base64: string) => Promise<void>, remove: (path: string) => Promise<void>, site = '/'): HostIO {
   return withBuiltins({
     async open(paths) {
       const out: ByteSource[] = [];
@@ -53,5 +55,6 @@ export function httpIO(write: (path: string, base64: string) => Promise<void>, s
       for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
       await write(path, btoa(bin));
     },
+    remove,
   }, { [BROWN_BUILTIN]: () => fetchBrownSources(site) });
 }

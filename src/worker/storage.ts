@@ -4,7 +4,7 @@
 // (src/cli/io.ts) over paths like 'runs/<key>/<file>', so RunCheckpoint uses it as it uses a CLI folder,
 // and it also lists and deletes for the Storage panel. A write past the origin's quota fails with a
 // StorageQuotaError saying how much was needed and how much is free.
-import type { CheckpointIO } from '../methods/ladimo/checkpoint.ts';
+import type { HostIO } from '../cli/io.ts';
 import { memoryBlobCache, opfsBlobCache, type BlobCache } from '../model/source-hub.ts';
 import { fileSource, type ByteSource } from '../model/source.ts';
 
@@ -22,7 +22,7 @@ export interface StorageEstimate {
   quota: number | null;
 }
 
-export interface BrowserStore extends CheckpointIO {
+export interface BrowserStore extends HostIO {
   readonly backend: StorageBackend;
   remove(path: string): Promise<void>;
   /** every stored file and its size in bytes */

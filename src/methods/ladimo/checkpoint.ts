@@ -16,11 +16,6 @@ import type { HostIO } from '../../cli/io.ts';
 import { baseName, readText, type ByteSource } from '../../model/source.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../../state/spec.ts';
 
-/** A HostIO that may also delete (browser storage can; then finished layers drop their partial slots). */
-export interface CheckpointIO extends HostIO {
-  remove?(path: string): Promise<void>;
-}
-
 export type StoredArray = Float32Array | Uint32Array;
 
 interface ArraysIndex<M> {
@@ -34,10 +29,10 @@ export class RunCheckpoint {
   /** The folder's files as last listed; null after a write or refresh(), so the next read lists it again. */
   private files: ByteSource[] | null = null;
 
-  private constructor(private readonly io: CheckpointIO, readonly dir: string) {}
+  private constructor(private readonly io: HostIO, readonly dir: string) {}
 
   /** Opens (or starts) the folder for a run of `identity`; throws naming the first field that differs from its own. */
-  static async open(io: CheckpointIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint> {
+  static async open(io: HostIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint> {
     const found = await RunCheckpoint.find(io, dir, identity);
     if (found) return found;
     const cp = new RunCheckpoint(io, dir);
@@ -46,7 +41,7 @@ export class RunCheckpoint {
   }
 
   /** The folder of a run of `identity` if one was started there (open's check), else null; writes nothing. */
-  static async find(io: CheckpointIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint | null> {
+  static async find(io: HostIO, dir: string, identity: Record<string, unknown>): Promise<RunCheckpoint | null> {
     const cp = new RunCheckpoint(io, dir);
     const saved = await cp.file('spec.json');
     if (!saved) return null;
