@@ -33,6 +33,7 @@ export function App() {
       <div className="body">
         <Sidebar stage={stage} />
         <main className="main" data-stage={stage}>
+          {stage !== 'kernels' && <GpuNotice />}
           <SpecNotice />
           <Page stage={stage} />
         </main>
@@ -69,6 +70,22 @@ function useHashStage(): void {
     window.addEventListener('hashchange', sync);
     return () => window.removeEventListener('hashchange', sync);
   }, [setStage]);
+}
+
+/** On the pipeline pages: why nothing can run when the browser has no WebGPU, and what would work. */
+function GpuNotice() {
+  const gpu = useStore((s) => s.gpu);
+  const loadGpu = useStore((s) => s.loadGpu);
+  if (gpu.status !== 'unavailable' && gpu.status !== 'error') return null;
+  return (
+    <div className="callout callout-bad" role="alert">
+      <div className="callout-title">{gpu.status === 'unavailable' ? 'This browser has no WebGPU, so no stage can run' : 'The engine could not start'}</div>
+      <p>{gpu.message}</p>
+      <button className="btn btn-secondary btn-sm" onClick={() => void loadGpu()}>
+        Try again
+      </button>
+    </div>
+  );
 }
 
 function KernelsPage() {
