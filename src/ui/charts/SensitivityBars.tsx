@@ -42,7 +42,9 @@ export function SensitivityBars({ sweep }: SensitivityBarsProps) {
   const ratios = rows.map((r) => r.ratio);
   const lo = Math.min(1, ...ratios);
   const hi = Math.max(1, ...ratios);
-  const y = linearAxis(lo, hi + Math.max(0.005, (hi - lo) * 0.1), 5);
+  // headroom on both sides: a bar's label sits past its end, above or below
+  const pad = Math.max(0.005, (hi - lo) * 0.1);
+  const y = linearAxis(lo < 1 ? lo - pad : lo, hi + pad, 5);
 
   return (
     <ChartFrame
