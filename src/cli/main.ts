@@ -191,7 +191,8 @@ async function runCommand(cmd: 'run' | 'sweep', argv: string[]): Promise<number>
   }
   if (!spec.model || !spec.data) throw new UsageError(`${file}: the spec names no model or data (or pass --model and --data)`);
   const json_ = f.bool.has('json');
-  const paths = [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : []), ...(spec['export.dir'] ? [spec['export.dir']] : [])];
+  // what the task may read and write: sources, and where checkpoints and the export go
+  const paths = [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir'], spec['checkpoint.dir']].filter(Boolean)];
   const log = (msg: string) => console.error(msg);
   if (cmd === 'sweep') {
     const r = await runTask('sweep', spec, log, paths);
