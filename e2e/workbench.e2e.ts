@@ -38,6 +38,7 @@ const RUN: [page: string, label: string, value: string][] = [
   ['distill', 'Steps per layer', '240'],
   ['distill', 'Tokens per step', '64'],
   ['distill', 'Seed', '7'],
+  ['route', 'Profiling tokens', '1024'],
   ['evaluate', 'Window (tokens)', '128'],
   ['evaluate', 'Windows at most', '4'],
   ['evaluate', 'Prefill tokens for tokens/s', '256'],

@@ -32,6 +32,7 @@ export const FIELDS = [
   { key: 'router.policy', label: 'Routing policy', type: 'string', default: 'adaptive', choices: ['adaptive', 'top1', 'top2', 'top3'], doc: 'inference routing: Table 1 adaptive router or a fixed top-k' },
   { key: 'router.pU', label: 'p_u (uneven share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_u: share of extremely uneven routing distributions (Appendix A)' },
   { key: 'router.pE', label: 'p_e (even share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_e: share of extremely even routing distributions (Appendix A)' },
+  { key: 'router.profileTokens', label: 'Profiling tokens', type: 'number', default: 8192, min: 1, int: true, doc: 'calibration tokens over which w_m is profiled (Appendix A profiles a sample of the calibration text)' },
   { key: 'eval.domain', label: 'Evaluation domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
   { key: 'eval.window', label: 'Window (tokens)', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },
   { key: 'eval.maxWindows', label: 'Windows at most', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },

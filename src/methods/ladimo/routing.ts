@@ -28,9 +28,6 @@ export interface Routing {
   routes: Map<number, LayerRoute>;
 }
 
-/** Tokens of calibration text the w_m profile reads (Appendix A profiles on a sample, not the whole set). */
-const PROFILE_TOKENS = 8192;
-
 /** Profiles w_m of `layers` (their blocks routing as in training) and decides Table 1 for each. */
 export async function profileRouting(
   ctx: RunContext,
@@ -39,7 +36,7 @@ export async function profileRouting(
   control: TaskControl = {},
 ): Promise<MaxWeights & { decided: RouterPolicy }> {
   const { model, spec } = ctx;
-  const windows = ctx.calib.slice(0, Math.max(1, Math.ceil(PROFILE_TOKENS / ctx.window)));
+  const windows = ctx.calib.slice(0, Math.max(1, Math.ceil(spec['router.profileTokens'] / ctx.window)));
   const blocks = convertLayers(model, moeLayers(distilled, layers, () => trainRouting(spec)));
   const report = meter(control, 'profile', 'windows', windows.length);
   let wm: MaxWeights;

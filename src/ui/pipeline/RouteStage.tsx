@@ -31,6 +31,7 @@ export function RouteStage() {
         <div className="panel-body field-grid">
           <SpecField k="router.pU" />
           <SpecField k="router.pE" />
+          <SpecField k="router.profileTokens" />
           <SpecField k="router.policy" />
         </div>
         <div className="panel-body">
