@@ -22,7 +22,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const STORIES = join(root, '..', 'shared', 'models', 'stories260K');
 const MODEL = join(STORIES, 'stories260K.bin');
 const TOKENIZER = join(STORIES, 'tok512.bin');
-const STAGE_TIMEOUT_MS = 300_000;
+const STAGE_TIMEOUT_MS = 600_000;
 
 const skip = !existsSync(CHROMIUM)
   ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
