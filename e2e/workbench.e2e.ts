@@ -209,6 +209,7 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
     await keepScreenshot(t, page, shot);
 
     // ---- a damaged link and one from a newer version: a clear message, and the page keeps working
+    shot = 'workbench-links.png';
     for (const bad of ['s=1.z.@@not-base64@@', 's=99.j.e30']) {
       await page.goto(`${url}?${bad}#data`);
       const notice = page.getByRole('alert').filter({ hasText: 'About this link' });

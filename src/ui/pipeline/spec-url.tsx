@@ -32,7 +32,7 @@ export function useSpecUrl(): void {
       } else if (got.ok) {
         setSpec(got.spec, got.warnings.length ? got.warnings.join(' ') : null);
       } else {
-        setSpec(lastSpec() ?? usePipeline.getState().spec, `The link's run spec could not be used: ${got.error} The page kept ${lastSpec() ? 'your last spec' : 'the defaults'}.`);
+        setSpec(lastSpec() ?? usePipeline.getState().spec, `The link's run spec could not be used: ${got.error.replace(/\.?$/, '.')} The page kept ${lastSpec() ? 'your last spec' : 'the defaults'}.`);
       }
       // From here on the URL follows the spec.
       let pending = 0;
