@@ -2,6 +2,7 @@
 // shared by the worker (src/worker/pipeline.ts), the store (src/state/pipeline.ts) and the charts
 // (src/ui/charts). Field names follow the paper (LaDiMo, arXiv 2408.04278) and `moefy run --json`.
 import type { LossPoint } from '../methods/ladimo/distill.ts';
+import type { ModelScores } from '../methods/ladimo/evaluate.ts';
 import type { TaskProgress, TaskStage } from '../methods/ladimo/progress.ts';
 import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
 import type { RunSpec } from '../state/spec.ts';
@@ -104,20 +105,11 @@ export interface TokenRouting {
 
 // ----------------------------------------------------------------------------- evaluate (§5.2–5.3)
 
-export interface ModelMetrics {
-  ppl_dense: number;
-  ppl_moe: number;
-  /** share of positions where dense and MoE argmax agree */
-  agreement: number;
-  /** mean KL(dense ‖ MoE) per position */
-  kl: number;
-  prefill_tokens_per_s_dense: number;
-  prefill_tokens_per_s_moe: number;
-  decode_tokens_per_s_dense: number;
-  decode_tokens_per_s_moe: number;
+/** `moefy run`'s model scores, with the activated parameters itemised (per layer) for the charts. */
+export type ModelMetrics = Omit<ModelScores, 'activated_params_dense' | 'activated_params_moe' | 'activated_non_embedding_dense' | 'activated_non_embedding_moe'> & {
   activated: ActivatedParams;
   eval_tokens: number;
-}
+};
 
 /** One point of the accuracy–throughput curve (Fig. 6): the last m layers converted. */
 export interface CurvePoint {
