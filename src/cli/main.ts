@@ -2,7 +2,7 @@
 import { runTask } from './host.ts';
 import { nodeIO } from './io-node.ts';
 import { readFile } from 'node:fs/promises';
-import { parseSpec } from '../state/spec.ts';
+import { parseSpec, type RunSpec } from '../state/spec.ts';
 import type { SweepPoint, SweepReport } from '../methods/ladimo/sweep.ts';
 import type { CheckReport } from '../ops/check.ts';
 
@@ -30,6 +30,10 @@ usage:
   moefy run SPEC.json [--model PATH] [--data DIR] [--json]
       every stage of the spec's method (LaDiMo: capture, construct, distill, profile, route, evaluate)
       and its metrics; --model and --data override the spec's sources
+  moefy train SPEC.json [--model PATH] [--data DIR] [--json]
+      whole-model training (method 'train'): AdamW with clipping and a warm-up + cosine schedule, LoRA
+      and freezing by name, held-out loss and perplexity before and after, snapshots in checkpoint.dir
+      that a rerun resumes from; moefy run of a method 'train' spec does the same
   moefy sweep SPEC.json [--model PATH] [--data DIR] [--json]
       the accuracy–throughput curve over m = 0 … L converted layers, single-layer sensitivity, and fixed
       top-k vs the adaptive router for two expert constructions, with the Pareto front marked
@@ -97,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       else console.log(`\n${res.suite} suite on ${res.device}${res.software ? '  (software adapter: speed here says nothing about a GPU)' : ''}`);
       return 0;
     }
-    if (group === 'run' || group === 'sweep') return await runCommand(group, argv.slice(1));
+    if (group === 'run' || group === 'sweep' || group === 'train') return await runCommand(group, argv.slice(1));
     if (group === 'generate' || group === 'logits' || group === 'ppl' || group === 'export') return await modelCommand(group, argv.slice(1));
     if (!group || group === 'help' || argv.includes('--help')) {
       console.log(USAGE);
@@ -171,7 +175,7 @@ async function modelCommand(cmd: 'generate' | 'logits' | 'ppl' | 'export', argv:
   return 0;
 }
 
-async function runCommand(cmd: 'run' | 'sweep', argv: string[]): Promise<number> {
+async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promise<number> {
   const f = parse(argv, ['model', 'data', 'tokenizer']);
   const [file] = f.positional;
   if (!file) throw new UsageError(`moefy ${cmd} needs a SPEC.json`);
@@ -194,6 +198,7 @@ async function runCommand(cmd: 'run' | 'sweep', argv: string[]): Promise<number>
   // what the task may read and write: sources, and where checkpoints and the export go
   const paths = [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir'], spec['checkpoint.dir']].filter(Boolean)];
   const log = (msg: string) => console.error(msg);
+  if (cmd === 'train' || (cmd === 'run' && spec.method === 'train')) return await trainCommand(spec, file, json_, log);
   if (cmd === 'sweep') {
     const r = await runTask('sweep', spec, log, paths);
     if (json_) console.log(JSON.stringify({ spec, sweep: r }, null, 2));
@@ -210,6 +215,18 @@ async function runCommand(cmd: 'run' | 'sweep', argv: string[]): Promise<number>
     console.log(`perplexity ${x.ppl_dense.toFixed(3)} dense, ${x.ppl_moe.toFixed(3)} MoE (${(x.ppl_moe / x.ppl_dense).toFixed(3)}×); agreement ${x.agreement.toFixed(3)}; KL ${x.kl.toFixed(4)}`);
     console.log(`activated non-embedding parameters ${x.activated_non_embedding_dense} → ${x.activated_non_embedding_moe} (${(100 * (1 - x.activated_non_embedding_moe / x.activated_non_embedding_dense)).toFixed(1)}% fewer)`);
     console.log(`prefill ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
+  }
+  return 0;
+}
+
+async function trainCommand(spec: RunSpec, file: string, json: boolean, log: (m: string) => void): Promise<number> {
+  if (spec.method !== 'train') throw new UsageError(`${file}: method is '${spec.method}'; moefy train runs specs whose method is 'train'`);
+  const paths = [spec.model, spec.data, ...[spec.tokenizer, spec['train.teacher'], spec['checkpoint.dir']].filter(Boolean)];
+  const m = await runTask('train', spec, log, paths);
+  if (json) console.log(JSON.stringify({ spec, metrics: m }, null, 2));
+  else {
+    console.log(`held-out loss ${m.loss_before.toFixed(4)} → ${m.loss_after.toFixed(4)}, perplexity ${m.ppl_before.toFixed(3)} → ${m.ppl_after.toFixed(3)} after ${m.steps} steps${m.resumed_from !== null ? ` (resumed at ${m.resumed_from})` : ''}`);
+    console.log(`${m.params.trainable} of ${m.params.total} parameters trained, ${m.tokens} tokens, ${m.tokens_per_s.toFixed(1)} tokens/s on ${m.device}`);
   }
   return 0;
 }

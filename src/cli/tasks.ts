@@ -9,6 +9,7 @@ import type { HostIO } from './io.ts';
 import { generate, logits, ppl } from './model-tasks.ts';
 import { runLadimo } from '../methods/ladimo/run.ts';
 import { sweepLadimo } from '../methods/ladimo/sweep.ts';
+import { trainTask } from '../train/task.ts';
 
 export type Progress = (message: string) => void;
 
@@ -28,8 +29,8 @@ export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress
   return { device: gpu.describe(), software: gpu.info.software, suite, rows };
 }
 
-/** `run` and `sweep` take a validated spec (parseSpec); they are the spec's method end to end. */
-export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run: runLadimo, sweep: sweepLadimo } satisfies Record<string, Task>;
+/** `run`, `sweep` and `train` take a validated spec (parseSpec); they are the spec's method end to end. */
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run: runLadimo, sweep: sweepLadimo, train: trainTask } satisfies Record<string, Task>;
 
 /** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
 type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;

@@ -17,6 +17,7 @@ import { modelChecks } from '../model/llama.check.ts';
 import { moeBlockChecks } from '../moe/block.check.ts';
 import { captureChecks } from '../methods/ladimo/capture.check.ts';
 import { qwen2moeChecks } from '../model/qwen2moe.check.ts';
+import { trainChecks } from '../train/train.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -36,6 +37,7 @@ export const allChecks: CheckCase[] = [
   ...moeBlockChecks,
   ...captureChecks,
   ...qwen2moeChecks,
+  ...trainChecks,
 ];
 
 export interface CheckSelection {

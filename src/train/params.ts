@@ -1,0 +1,106 @@
+// A model's weights as named training parameters (the checkpoint's names, so saving and loading is copying
+// by name), and which of them train: name patterns select them (train only the routers, only LoRA
+// adapters, only norms), as PEFT's target_modules / requires_grad_ settings do.
+import type { Tensor } from '../gpu/tensor.ts';
+import type { Weights } from '../model/llama.ts';
+import { Param } from './tape.ts';
+
+export class ParamSet {
+  private readonly byName = new Map<string, Param>();
+
+  add(name: string, value: Tensor, trainable = true): Param {
+    if (this.byName.has(name)) throw new Error(`ParamSet: parameter ${name} is given twice`);
+    const p = new Param(name, value, trainable);
+    this.byName.set(name, p);
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  get(name: string): Param {
+    const p = this.byName.get(name);
+    if (!p) throw new Error(`ParamSet: no parameter ${name} (it has ${this.byName.size}: ${[...this.byName.keys()].slice(0, 3).join(', ')}, …)`);
+    return p;
+  }
+
+  /** Every parameter, in the order added (the checkpoint's order). */
+  all(): Param[] {
+    return [...this.byName.values()];
+  }
+
+  trainable(): Param[] {
+    return this.all().filter((p) => p.trainable);
+  }
+
+  /** Elements of all parameters, and of the trainable ones. */
+  counts(): { total: number; trainable: number } {
+    const n = (ps: Param[]) => ps.reduce((s, p) => s + p.value.size, 0);
+    return { total: n(this.all()), trainable: n(this.trainable()) };
+  }
+}
+
+/**
+ * The weights of a LlamaModel under their HF names (expectedShapes' order); a tied lm_head is
+ * embed_tokens itself, one parameter with both roles. The tensors stay the model's: training updates the
+ * model in place, so its inference forward sees the trained weights.
+ */
+export function llamaParams(w: Weights, tied: boolean): ParamSet {
+  const s = new ParamSet();
+  s.add('model.embed_tokens.weight', w.embed_tokens);
+  w.layers.forEach((L, l) => {
+    const p = `model.layers.${l}.`;
+    s.add(`${p}input_layernorm.weight`, L.input_layernorm);
+    for (const k of ['q', 'k', 'v'] as const) {
+      s.add(`${p}self_attn.${k}_proj.weight`, L[`${k}_proj`]);
+      const bias = L[`${k}_bias`];
+      if (bias) s.add(`${p}self_attn.${k}_proj.bias`, bias);
+    }
+    s.add(`${p}self_attn.o_proj.weight`, L.o_proj);
+    s.add(`${p}post_attention_layernorm.weight`, L.post_attention_layernorm);
+    for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) s.add(`${p}mlp.${k}.weight`, L[k]);
+  });
+  s.add('model.norm.weight', w.norm);
+  if (!tied) s.add('lm_head.weight', w.lm_head);
+  return s;
+}
+
+/** A comma-separated list of glob patterns ('*' any run of characters) → the patterns, blanks dropped. */
+export function patternList(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/** Whether `name` matches the glob `pattern` as a whole ('*' matches any run, dots included). */
+export function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(name);
+}
+
+export interface FreezeOptions {
+  /** glob patterns of the parameters that train; empty: all of them */
+  only: string[];
+  /** glob patterns of parameters kept fixed (applied after `only`) */
+  freeze: string[];
+  /** spec fields the patterns came from, named in errors */
+  fields: { only: string; freeze: string };
+}
+
+/**
+ * Sets each parameter's `trainable`: it matches `only` (or `only` is empty) and no `freeze` pattern. A
+ * pattern that matches no parameter is an error (a typo would otherwise train everything or nothing).
+ */
+export function selectTrainable(params: ParamSet, o: FreezeOptions): void {
+  const names = params.all().map((p) => p.name);
+  for (const [field, list] of [[o.fields.only, o.only], [o.fields.freeze, o.freeze]] as const) {
+    for (const pat of list) {
+      if (!names.some((n) => globMatch(pat, n))) {
+        throw new Error(`${field}: '${pat}' matches no parameter (names look like ${names.slice(0, 2).join(', ')}, …; '*' matches any run of characters)`);
+      }
+    }
+  }
+  for (const p of params.all()) {
+    p.trainable = (o.only.length === 0 || o.only.some((pat) => globMatch(pat, p.name))) && !o.freeze.some((pat) => globMatch(pat, p.name));
+  }
+  if (!params.trainable().length) throw new Error(`${o.fields.only}, ${o.fields.freeze}: together they leave no parameter to train`);
+}
