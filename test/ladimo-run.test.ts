@@ -176,3 +176,63 @@ test('LaDiMo capture and distillation stopped by an AbortSignal resume bit-ident
     await server.close().catch(() => {});
   }
 });
+
+// captureFfn only submits each window's forward. The capture stage used to report a window, and start its
+// 10 s chunk clock, before the GPU had run it: on corpus-llama-7m the whole capture was queued in moments,
+// then the first chunk's read-back waited minutes for all of it with no progress line (`moefy run` with
+// checkpoint.dir looked stalled after its first window). So every report must come after all the work
+// submitted before it has finished: a count of submitted and finished queue submissions says so.
+test('LaDiMo capture reports a window only once the GPU has run it (corpus-llama-7m, checkpointed)', { skip, timeout: 300_000 }, async (t) => {
+  const { startPage } = await import('../e2e/harness.ts');
+  const log: string[] = [];
+  const { server, browser, page, url } = await startPage(t, log);
+  try {
+    await page.route('**/__moefy/**', (route) => {
+      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
+      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
+      return route.fulfill({ path: `${shared}${path}` });
+    });
+    await page.addInitScript('globalThis.__name = (f) => f;');
+    await page.goto(`${url}__moefy/blank`);
+    // 4 windows of 64 tokens from one domain, last 2 of 8 layers
+    const s = { ...spec(), tokenizer: '', 'calibration.domains': 'brown-news', 'calibration.tokens': 256, 'eval.window': 64, 'construct.layers': 'last:2' };
+    const r = await page.evaluate(async ({ s }) => {
+      const m = Object.assign({}, ...(await Promise.all([
+        '/src/gpu/browser.ts', '/src/model/load.ts', '/src/model/llama.ts', '/src/model/source.ts', '/src/model/source-hub.ts', '/src/worker/storage.ts',
+        '/src/methods/ladimo/checkpoint.ts', '/src/methods/ladimo/context.ts', '/src/methods/ladimo/data.ts', '/src/methods/ladimo/capture-stage.ts',
+      ].map((p) => import(/* @vite-ignore */ p)))));
+      const source = async (p: string) => m.bytesSource(p, new Uint8Array(await (await fetch(`/__moefy/${p}`)).arrayBuffer()));
+      const gpu = await m.createBrowserGpu();
+      const files = await Promise.all(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => source(`models/corpus-llama-7m/${f}`)));
+      const ckpt = await m.openCheckpoint(files);
+      const model = await m.LlamaModel.load(gpu, ckpt.weights);
+      const data = await m.textDataFromFiles(await Promise.all(['train', 'valid'].map((x) => source(`data/corpus/brown-news.${x}.txt`))), 'corpus');
+      const store = m.blobStore(m.memoryBlobCache(), 'memory');
+      const ctx = await m.openRun(s, { ckpt, files, model }, data, [6, 7], await m.RunCheckpoint.open(store, 'run', m.checkpointIdentity(s)));
+      // queue.onSubmittedWorkDone resolves in submission order, so `finished` is the last submission the GPU has run
+      const queue = gpu.device.queue as GPUQueue;
+      const submit = queue.submit.bind(queue);
+      let submitted = 0;
+      let finished = 0;
+      queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+        submit(buffers);
+        const n = ++submitted;
+        void queue.onSubmittedWorkDone().then(() => (finished = Math.max(finished, n)));
+      };
+      const pending: number[] = [];
+      const capture = await m.captureStage(ctx, { onProgress: () => pending.push(submitted - finished) });
+      for (const c of capture.layers.values()) [c.x, c.fx].forEach((x: { release(): void }) => x.release());
+      model.release();
+      gpu.destroy();
+      return { pending, tokens: capture.tokens, stored: (await store.list()).map((f: { path: string }) => f.path) as string[] };
+    }, { s });
+    t.diagnostic(`submissions still running at each report: ${r.pending.join(', ')}`);
+    assert.equal(r.tokens, 256);
+    assert.deepEqual(r.pending, [0, 0, 0, 0], 'one report per window, each after its window ran');
+    assert.ok(r.stored.includes('run/capture.json') && r.stored.includes('run/capture.c0000.json'), r.stored.join(', '));
+  } finally {
+    if (log.length) t.diagnostic(log.join('\n'));
+    await browser.close().catch(() => {});
+    await server.close().catch(() => {});
+  }
+});

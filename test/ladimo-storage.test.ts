@@ -53,8 +53,8 @@ test('checkpoint sets round-trip f32 and u32 arrays, complete only with their in
   assert.equal(await cp.has('set'), false, 'arrays without their index are no set');
   await cp.remove('set');
   assert.deepEqual((await s.list()).map((f) => f.path), ['runs/r/spec.json']);
-  // router and evaluation fields change nothing a checkpoint holds; training fields do
-  await RunCheckpoint.open(s, 'runs/r', checkpointIdentity({ ...spec, 'router.pU': 0.5, 'eval.maxWindows': 3 }));
+  // router and evaluation fields, and other methods' fields, change nothing a checkpoint holds; LaDiMo's own do
+  await RunCheckpoint.open(s, 'runs/r', checkpointIdentity({ ...spec, 'router.pU': 0.5, 'eval.maxWindows': 3, 'train.seqLen': 32, 'train.lora.rank': 4 }));
   await assert.rejects(RunCheckpoint.open(s, 'runs/r', checkpointIdentity({ ...spec, 'eval.window': 64 })), /its eval\.window is 256, this spec's is 64/);
   assert.equal(await RunCheckpoint.find(s, 'runs/none', checkpointIdentity(spec)), null);
   assert.equal((await s.list()).length, 1, 'find writes nothing');

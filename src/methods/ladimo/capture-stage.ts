@@ -64,6 +64,10 @@ export async function captureStage(ctx: RunContext, control: TaskControl = {}, o
   const result = await captureFfn(model, windows, layers, ctx.spec['calibration.tokens'], {
     from,
     onWindow: async (at) => {
+      // captureFfn only submits a window; without waiting here the loop queues every window in moments, so
+      // the progress, its ETA and the CHUNK_SECONDS rule would count queued work, and a chunk's read-back
+      // would wait, without a progress line, for all of it (minutes on SwiftShader for corpus-llama-7m)
+      await model.gpu.sync();
       report(at.tokens, which);
       const aborted = control.signal?.aborted ?? false;
       const full = at.tokens - chunk.fromRow >= rowsPerChunk || performance.now() - chunk.at >= CHUNK_SECONDS * 1000;

@@ -34,7 +34,7 @@ export interface CaptureFrom {
 
 export interface CaptureOptions {
   from?: CaptureFrom;
-  /** after each window, once its rows are on the GPU; throwing stops the capture (its tensors are freed) */
+  /** after each window, once its work is submitted (not yet run: wait on the GPU before timing it); throwing stops the capture (its tensors are freed) */
   onWindow?: (at: CaptureFrom & { total: number }) => Promise<void> | void;
 }
 

@@ -127,13 +127,18 @@ export class RunCheckpoint {
   }
 }
 
+/** LaDiMo's distillation fields (the other train.* fields belong to method 'train'). */
+const DISTILL_FIELDS = new Set<SpecKey>(['train.steps', 'train.batchTokens', 'train.lr', 'train.alpha', 'train.topK', 'train.normTopK', 'train.heldOut']);
+
 /**
- * Fields that change nothing a checkpoint holds (captured pairs, distilled blocks): where outputs go, and
- * the router and evaluation settings applied after distillation. eval.window is not one of them: it cuts
- * the calibration windows.
+ * The fields a checkpoint's contents (captured pairs, distilled blocks) depend on: the inputs, the seed, the
+ * calibration and construction, the distillation, and eval.window, which cuts the calibration windows. An
+ * allow-list, so that the router and evaluation settings applied after distillation, where outputs go, and
+ * other methods' fields never make a checkpoint "another run's".
  */
-function neutral(key: SpecKey): boolean {
-  return key === 'export.dir' || key === 'checkpoint.dir' || key.startsWith('router.') || (key.startsWith('eval.') && key !== 'eval.window');
+function dependsOn(key: SpecKey): boolean {
+  return ['model', 'tokenizer', 'data', 'seed', 'eval.window'].includes(key) || key.startsWith('calibration.') ||
+    key.startsWith('construct.') || DISTILL_FIELDS.has(key);
 }
 
 /**
@@ -143,7 +148,7 @@ function neutral(key: SpecKey): boolean {
  */
 export function checkpointIdentity(spec: RunSpec, sources?: { model: unknown; data: unknown }): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const { key } of FIELDS) if (!neutral(key)) out[key] = spec[key];
+  for (const { key } of FIELDS) if (dependsOn(key)) out[key] = spec[key];
   if (sources) {
     for (const k of ['model', 'tokenizer', 'data'] as const) delete out[k];
     Object.assign(out, sources);
