@@ -11,11 +11,14 @@
 // order is fixed and the result the same every run; an expert with no slots gets zeros):
 //   down_grad:     dWd_e = Σ_s dys[s]ᵀ ⊗ h[s]
 //   gate_up_grad:  dWg_e = Σ_s dg[s]ᵀ ⊗ x[tok(s)],   dWu_e = Σ_s du[s]ᵀ ⊗ x[tok(s)]   (rows of x gathered)
+// and, for training through the block (src/train/moe.ts), the gradient of its input x:
+//   gate_up_backward: dxs[s] = dg[s]·Wg_e + du[s]·Wu_e   (one GEMM of K = 2I over [Wg_e; Wu_e] stacked)
+//   gather_slots:     dx[t] = Σ_j dxs[tokenSlot[t, j]]   (j ascending: a fixed order, no atomics)
 // Layouts (row-major): x [T, H]; gate_proj Wg, up_proj Wu, dWg, dWu: [E, I, H] and down_proj Wd, dWd:
 // [E, H, I] (HF out×in); h [T·kMax, I]; ys, dys [T·kMax, H]; gu, dgu [T·kMax, 2I] (columns 0..I gate,
 // I..2I up: the gate‖up layout of activation.wgsl's FUSED). Rows of h, ys, gu and dgu past the last used
 // slot are neither written nor read.
-// Row-tile kernels (gate_up, down, gate_up_train, down_backward): N is the output width and K the input
+// Row-tile kernels (gate_up, down, gate_up_train, down_backward, gate_up_backward): N is the output width and K the input
 // width. Tiling as shaders/matmul.wgsl: a 64×64 output tile per workgroup, 16×16 threads with a 4×4
 // register tile each, K stepped by 16 through workgroup memory (k-major); gate_up keeps two accumulators
 // (gate, up) so the SiLU·mul epilogue needs no extra pass. Workgroup (n tile, r): row tile r is tile
@@ -25,8 +28,9 @@
 // the expert's slots as the reduction; M is the rows of each expert's gradient.
 // VEC4: every quad a kernel loads starts at a multiple of 4 (the forward: K % 4 == 0; the backward: see
 // src/ops/moe-train.ts), so interior quads load as one vec4.
-// Entry points reuse binding numbers (WGSL allows that across entry points): all bind expertOffsets at 1
-// and their A and W operands at 3 and 4; the declarations below name the kernels of the others.
+// Entry points reuse binding numbers (WGSL allows that across entry points): all but gather_slots bind
+// expertOffsets at 1 and their A and W operands at 3 and 4; the declarations below name the kernels of the
+// others.
 
 struct Params {
   N: u32,   // output columns
@@ -41,9 +45,9 @@ override VEC4: bool = false;
 @group(0) @binding(1) var<storage, read> expertOffsets: array<u32>;      // [E+1]
 @group(0) @binding(2) var<storage, read> tileOffsets: array<u32>;        // [E+1]       row-tile kernels
 @group(0) @binding(2) var<storage, read> gradSlotToken: array<u32>;      // [T·kMax]    gate_up_grad
-@group(0) @binding(3) var<storage, read> A: array<vec4<f32>>;            // x | h | x | dys | dys | dgu
-@group(0) @binding(4) var<storage, read> W: array<vec4<f32>>;            // Wg | Wd | Wg | Wd | h | x
-// gate_up, gate_up_train
+@group(0) @binding(3) var<storage, read> A: array<vec4<f32>>;            // x | h | x | dys | dys | dgu | dgu
+@group(0) @binding(4) var<storage, read> W: array<vec4<f32>>;            // Wg | Wd | Wg | Wd | h | x | Wg
+// gate_up, gate_up_train, gate_up_backward
 @group(0) @binding(5) var<storage, read> Wu: array<vec4<f32>>;           // [E, I, H]
 @group(0) @binding(6) var<storage, read> slotToken: array<u32>;          // [T·kMax]
 @group(0) @binding(7) var<storage, read_write> hOut: array<f32>;         // [T·kMax, I]
@@ -54,6 +58,8 @@ override VEC4: bool = false;
 // down_backward
 @group(0) @binding(5) var<storage, read> guIn: array<f32>;               // [T·kMax, 2I]
 @group(0) @binding(6) var<storage, read_write> dguOut: array<f32>;       // [T·kMax, 2I]
+// gate_up_backward
+@group(0) @binding(6) var<storage, read_write> dxsOut: array<f32>;       // [T·kMax, H]
 // down_grad (dWd), gate_up_grad (dWg, dWu)
 @group(0) @binding(5) var<storage, read_write> gradOut: array<f32>;      // dWd [E, H, I] | dWg [E, I, H]
 @group(0) @binding(6) var<storage, read_write> gradOut2: array<f32>;     // dWu [E, I, H]
@@ -142,6 +148,22 @@ fn stageWu(wBase: u32, n0: u32, k0: u32, l: u32) {
   var v = vec4<f32>(0.0);
   if (n0 + c < p.N) { v = quadWu(wBase + (n0 + c) * p.K + k, remaining(k, p.K)); }
   for (var j = 0u; j < 4u; j++) { Us[(kq * 4u + j) * 16u + c / 4u][c % 4u] = v[j]; }
+}
+
+// gate_up_backward: rows k0..k0+16 of [Wg_e; Wu_e] ([2I, H]: row k < I is Wg_e's row k, else Wu_e's row
+// k − I) into Bs; quads run along n. I = p.K / 2.
+fn stageGateUp(wBase: u32, n0: u32, k0: u32, l: u32) {
+  let k = l / 16u; let nq = l % 16u;
+  let n = n0 + nq * 4u;
+  let row = k0 + k;
+  let I = p.K / 2u;
+  var v = vec4<f32>(0.0);
+  if (row < I) {
+    v = quadW(wBase + row * p.N + n, remaining(n, p.N));
+  } else if (row < p.K) {
+    v = quadWu(wBase + (row - I) * p.N + n, remaining(n, p.N));
+  }
+  Bs[k * 16u + nq] = v;
 }
 
 // The 16×64 tile of W_e itself into Bs, W_e stored [K, N] (down_backward: Wd_e is [H, I]); quads run along n.
@@ -403,5 +425,59 @@ fn gate_up_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
       }
     }
+  }
+}
+
+// ----------------------------------------------------------------------------- gate_up_backward, gather_slots
+// gate_up_backward: dxs[s] = dgu[s]·[Wg_e; Wu_e] (N = H, K = 2I), the input gradient of each slot. Bindings
+// expertOffsets, tileOffsets, dgu (A), Wg (W), Wu, dxs.
+@compute @workgroup_size(16, 16)
+fn gate_up_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.y * 16u + lid.x;
+  let e = expertOfTile(wg.y, l);
+  if (e == NONE) { return; }
+  let m0 = expertOffsets[e] + (wg.y - tileOffsets[e]) * BM;
+  let mEnd = expertOffsets[e + 1u];
+  let n0 = wg.x * BN;
+  let wBase = e * (p.K / 2u) * p.N;
+  let slot = m0 + l / 4u;
+  let aRow = select(NONE, slot, slot < mEnd);                  // dgu is in slot order
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    stageA(aRow, k0, l);
+    stageGateUp(wBase, n0, k0, l);
+    workgroupBarrier();
+    mac(&acc, lid);
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let s = m0 + lid.y * 4u + i;
+    if (s >= mEnd) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n < p.N) { dxsOut[s * p.N + n] = acc[i][j]; }
+    }
+  }
+}
+
+// gather_slots: one workgroup per token t (N = H columns, K = kMax, M = T; the grid may be split over x
+// and y): dx[t] = Σ_j dxs[tokenSlot[t, j]] over the token's used assignments, j ascending. Every row of dx
+// is written (0 for a token with no assignment). Bindings tokenSlot, dxs, dx.
+@group(0) @binding(1) var<storage, read> gatherTokenSlot: array<u32>;   // [T, kMax]
+@group(0) @binding(2) var<storage, read> gatherRows: array<f32>;        // dxs [T·kMax, H]
+@group(0) @binding(3) var<storage, read_write> gatherOut: array<f32>;   // dx [T, H]
+
+@compute @workgroup_size(64)
+fn gather_slots(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) l: u32) {
+  let t = wg.y * nwg.x + wg.x;
+  if (t >= p.M) { return; }
+  for (var c = l; c < p.N; c += 64u) {
+    var acc = 0.0;
+    for (var j = 0u; j < p.K; j++) {
+      let s = gatherTokenSlot[t * p.K + j];
+      if (s != NONE) { acc += gatherRows[s * p.N + c]; }
+    }
+    gatherOut[t * p.N + c] = acc;
   }
 }

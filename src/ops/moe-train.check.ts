@@ -15,12 +15,12 @@ import { blockLabel, makeBlock, sameBits, uploadBlock, type BlockShape } from '.
 import { NONE, moeAuxLoss, type MoeWeights } from './moe.ts';
 import { permuteRef, routeRef, softmaxRef, auxLossRef, type MoeDims } from './moe.ref.ts';
 import {
-  createDistillState, lossPartials, moeAuxGrad, moeDistillLoss, moeDistillStep, moeExpertsBackward, moeExpertsTrain,
-  releaseDistillState, type DistillOptions,
+  createDistillState, lossPartials, moeAuxGrad, moeDistillLoss, moeDistillStep, moeExpertsBackward, moeExpertsInputGrad,
+  moeExpertsTrain, releaseDistillState, type DistillOptions,
 } from './moe-train.ts';
 import {
-  denseFfnRef, distillLossRef, distillObjectiveRef, distillStepRef, downSlotsRef, expertsBackwardRef, expertsTrainRef,
-  splitFfnRef, swigluRowsRef, type DistillWeights64,
+  denseFfnRef, distillLossRef, distillObjectiveRef, distillStepRef, downSlotsRef, expertsBackwardRef, expertsInputGradRef,
+  expertsTrainRef, splitFfnRef, swigluRowsRef, type DistillWeights64,
 } from './moe-train.ref.ts';
 
 const FAMILY = 'moe-train';
@@ -99,7 +99,7 @@ function uploadExperts(gpu: Gpu, d: MoeDims, Wg: Float32Array, Wu: Float32Array,
 
 const expertCases: CheckCase[] = slotShapes.map((s) => ({
   family: FAMILY,
-  name: `expert forward (g, u, h, ys) and backward (dg‖du, dWg, dWu, dWd) ${slotLabel(s)} (finite differences)`,
+  name: `expert forward (g, u, h, ys) and backward (dg‖du, dWg, dWu, dWd, dx) ${slotLabel(s)} (finite differences)`,
   tol: TOL.grad,
   smoke: s.smoke,
   async run(gpu, rng) {
@@ -119,6 +119,7 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
     // float64 references, and their gradients against finite differences of Σ dys·ys
     const fw = expertsTrainRef(x, { Wg, Wu, Wd }, perm, d, slots);
     const bw = expertsBackwardRef(x, Wd, perm, fw.gu, fw.h, dys, d, slots);
+    const dx = expertsInputGradRef(bw.dgu, { Wg, Wu }, perm, d);
     const ysOf = (w: { Wg?: ArrayLike<number>; Wu?: ArrayLike<number>; Wd?: ArrayLike<number> }) =>
       dot(dys, expertsTrainRef(x, { Wg, Wu, Wd, ...w }, perm, d, slots).ys);
     const fd = {
@@ -126,6 +127,7 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
       fd_dWu: fdError((w) => ysOf({ Wu: w }), Wu, bw.dWu, rng),
       fd_dWd: fdError((w) => ysOf({ Wd: w }), Wd, bw.dWd, rng),
       fd_dgu: fdError((gu) => dot(dys, downSlotsRef(swigluRowsRef(gu, slots, I), Wd, perm, d, slots)), fw.gu.subarray(0, used * 2 * I), bw.dgu, rng),
+      fd_dx: fdError((v) => dot(dys, expertsTrainRef(v, { Wg, Wu, Wd }, perm, d, slots).ys), x, dx, rng),
     };
 
     const xT = gpu.upload(x, [T, H], 'x');
@@ -134,6 +136,7 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
       slotToken: gpu.upload(perm.slotToken, [slots], 'slotToken'),
       expertOffsets: gpu.upload(perm.expertOffsets, [E + 1], 'expertOffsets'),
       tileOffsets: gpu.upload(perm.tileOffsets, [E + 1], 'tileOffsets'),
+      tokenSlot: gpu.upload(perm.tokenSlot, [T, kMax], 'tokenSlot'),
     };
     const dysT = gpu.upload(dys, [slots, H], 'dys');
     const f = moeExpertsTrain(xT, w, p, { gu: poisoned(gpu, [slots, 2 * I]), h: poisoned(gpu, [slots, I]), ys: poisoned(gpu, [slots, H]) });
@@ -142,6 +145,8 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
     });
     const g = moeExpertsBackward(xT, w, p, f, dysT, out());
     const again = moeExpertsBackward(xT, w, p, f, dysT, out());
+    const gx = moeExpertsInputGrad(xT, w, p, g.dgu, { dx: poisoned(gpu, [T, H]), dxs: poisoned(gpu, [slots, H]) });
+    const gxAgain = moeExpertsInputGrad(xT, w, p, g.dgu);
 
     // Experts with no slot get exact zeros; a second run gives the same bits.
     const flags: Record<string, number> = { ...fd };
@@ -150,6 +155,7 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
     if (s.empty?.length) flags.emptyExpertZero = s.empty.every((e) => zero(dWg, e, I * H) && zero(dWu, e, I * H) && zero(dWd, e, H * I)) ? 0 : Infinity;
     flags.deterministic = Math.max(
       await sameBits(g.dgu, again.dgu, used * 2 * I), await sameBits(g.dWg, again.dWg), await sameBits(g.dWu, again.dWu), await sameBits(g.dWd, again.dWd),
+      await sameBits(gx, gxAgain),
     );
     const res = await compareFirst({
       gu: [f.gu, fw.gu, used * 2 * I],
@@ -159,8 +165,9 @@ const expertCases: CheckCase[] = slotShapes.map((s) => ({
       dWg: [g.dWg, bw.dWg],
       dWu: [g.dWu, bw.dWu],
       dWd: [g.dWd, bw.dWd],
+      dx: [gx, dx],
     }, flags);
-    releaseAll(xT, dysT, ...Object.values(w), ...Object.values(p), ...Object.values(f), ...Object.values(g), ...Object.values(again));
+    releaseAll(xT, dysT, gx, gxAgain, ...Object.values(w), ...Object.values(p), ...Object.values(f), ...Object.values(g), ...Object.values(again));
     return res;
   },
 }));
@@ -369,6 +376,22 @@ const argumentErrors: CheckCase[] = [
       }
     },
     op: 'moeAuxGrad',
+  },
+  {
+    name: 'dgu [10, 17] for I 8 (wants [10, 16])',
+    run: (gpu: Gpu, w: MoeWeights) => {
+      const x = gpu.tensor([5, 16], 'f32', 'x');
+      const perm = {
+        slotToken: gpu.tensor([10], 'u32'), expertOffsets: gpu.tensor([5], 'u32'), tileOffsets: gpu.tensor([5], 'u32'), tokenSlot: gpu.tensor([5, 2], 'u32'),
+      };
+      const dgu = gpu.tensor([10, 17], 'f32', 'dgu');
+      try {
+        moeExpertsInputGrad(x, w, perm, dgu);
+      } finally {
+        releaseAll(x, dgu, ...Object.values(perm));
+      }
+    },
+    op: 'moeExpertsInputGrad',
   },
 ].map((c) => ({
   family: FAMILY,

@@ -1,4 +1,5 @@
-// float64 references for moe-train.ts: the expert forward and backward over the expert-grouped slots,
+// float64 references for moe-train.ts: the expert forward and backward over the expert-grouped slots (the
+// input gradient dx included),
 // the distillation loss L = L_mse + α·‖L_mse‖·L_aux (LaDiMo, arXiv 2408.04278 §4.2–4.3; ‖L_mse‖ detached),
 // one whole distillation step (forward, loss, backward, Adam), and the dense SwiGLU FFN with its
 // contiguous split into experts (LaDiMo §4.1). Plain loops, no GPU ordering tricks.
@@ -114,6 +115,26 @@ export function expertsBackwardRef(
     for (let c = 0; c < H; c++) for (let i = 0; i < I; i++) dWd[(e * H + c) * I + i] += dys[s * H + c] * h[s * I + i];
   });
   return { dh, dgu, dWg, dWu, dWd };
+}
+
+/**
+ * ∂L/∂x through the experts: dx[tok(s)] += dg[s]·Wg_e + du[s]·Wu_e over the used slots s of expert e
+ * (a scatter over slots, where the GPU gathers per token). dgu: [slots, 2I] → dx [T, H].
+ */
+export function expertsInputGradRef(
+  dgu: ArrayLike<number>, w: Pick<ExpertWeightsRef, 'Wg' | 'Wu'>, perm: SlotPermutation, d: MoeDims,
+): Float64Array {
+  const { T, H, I, E } = d;
+  const dx = new Float64Array(T * H);
+  slotExperts(perm, E).forEach((e, s) => {
+    const t = perm.slotToken[s];
+    for (let i = 0; i < I; i++) {
+      const dg = dgu[s * 2 * I + i];
+      const du = dgu[s * 2 * I + I + i];
+      for (let c = 0; c < H; c++) dx[t * H + c] += dg * w.Wg[(e * I + i) * H + c] + du * w.Wu[(e * I + i) * H + c];
+    }
+  });
+  return dx;
 }
 
 /** L_mse = mean((yHat − target)²) and L_tot = L_mse + α·L_mse·L_aux. */

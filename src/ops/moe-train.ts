@@ -12,6 +12,8 @@
 // not recomputed: recomputing g and u in the backward would repeat the gate‖up GEMM (2/3 of the expert
 // forward's FLOPs) for [slots, 2I] floats of memory, small next to the weights at distillation batch sizes.
 // The SwiGLU backward is the epilogue of the dh GEMM, so dh itself is never stored.
+// Training through the block (src/train/moe.ts) also needs the input gradient dx = Σ over the token's
+// slots of dg·Wg_e + du·Wu_e: moeExpertsInputGrad (a grouped GEMM per slot, then a gather per token).
 import shader from '../../shaders/moe.wgsl';
 import gemmShader from '../../shaders/moe_gemm.wgsl';
 import type { Gpu } from '../gpu/device.ts';
@@ -148,7 +150,8 @@ export interface MoeExpertGrads {
  * Backward of moeExpertsTrain given dys [T·kMax, H] (moeCombineBackward's): per slot s of expert e,
  * dh = dys[s]·Wd_e → (dg, du) by the SwiGLU backward; per expert, over its slots in slot order,
  * dWd_e = Σ dys[s]ᵀ⊗h[s], dWg_e = Σ dg[s]ᵀ⊗x[tok(s)], dWu_e = Σ du[s]ᵀ⊗x[tok(s)]. Experts with no slots
- * get zero gradients. Deterministic: no atomics. No dx (layer-wise distillation does not need it).
+ * get zero gradients. Deterministic: no atomics. The three parts are also exported alone (the training
+ * block of src/train/moe.ts skips the gradients of frozen weights); dx is moeExpertsInputGrad.
  */
 export function moeExpertsBackward(
   x: Tensor,
@@ -158,49 +161,120 @@ export function moeExpertsBackward(
   dys: Tensor,
   out: Partial<MoeExpertGrads> = {},
 ): MoeExpertGrads {
-  const op = 'moeExpertsBackward';
-  const { H, E, I, slots, shapes } = expertArgs(op, x, weights, perm);
-  expectTensor(op, 'gu', saved.gu, [slots, 2 * I]);
-  expectTensor(op, 'h', saved.h, [slots, I]);
-  expectTensor(op, 'dys', dys, [slots, H]);
-  const dgu = outTensor(op, x, out.dgu, [slots, 2 * I]);
-  const dWg = outTensor(op, x, out.dWg, [E, I, H]);
-  const dWu = outTensor(op, x, out.dWu, [E, I, H]);
-  const dWd = outTensor(op, x, out.dWd, [E, H, I]);
-  if (new Set([dWg.buffer, dWu.buffer]).size < 2) fail(op, `dWg and dWu must be distinct tensors (${shapes})`);
-  const gpu = x.gpu;
-  const { expertOffsets, tileOffsets, slotToken } = perm;
-  gpu.dispatch({
+  const dgu = moeExpertsDgu(x, weights, perm, saved, dys, out.dgu);
+  const dWd = moeExpertsDownGrad(x, weights, perm, saved, dys, out.dWd);
+  return { dgu, dWd, ...moeExpertsGateUpGrad(x, weights, perm, dgu, out) };
+}
+
+/** The shapes every backward part checks: x, the weights, the permutation, and `more` against them. */
+function backwardArgs(op: string, x: Tensor, weights: Omit<MoeWeights, 'router'>, perm: GemmPermutation, more: [string, Tensor, 'gu' | 'h' | 'ys'][]) {
+  const a = expertArgs(op, x, weights, perm);
+  const width = { gu: 2 * a.I, h: a.I, ys: a.H };
+  for (const [name, t, kind] of more) expectTensor(op, name, t, [a.slots, width[kind]]);
+  return a;
+}
+
+/** dh = dys·Wd_e per slot, then (dg, du) by the SwiGLU backward from the saved gu: dgu [T·kMax, 2I]. */
+export function moeExpertsDgu(
+  x: Tensor, weights: Omit<MoeWeights, 'router'>, perm: GemmPermutation, saved: Pick<MoeExpertTrainOutputs, 'gu'>, dys: Tensor, out?: Tensor,
+): Tensor {
+  const op = 'moeExpertsDgu';
+  const { H, E, I, slots } = backwardArgs(op, x, weights, perm, [['gu', saved.gu, 'gu'], ['dys', dys, 'ys']]);
+  const dgu = outTensor(op, x, out, [slots, 2 * I]);
+  x.gpu.dispatch({
     op: `${op} dh→dg,du`,
     shapes: { dys: dys.shape, down_proj: weights.down_proj.shape },
     shader: gemmShader,
     entry: 'down_backward',
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
     params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
-    bindings: [expertOffsets, tileOffsets, dys, weights.down_proj, saved.gu, dgu],
+    bindings: [perm.expertOffsets, perm.tileOffsets, dys, weights.down_proj, saved.gu, dgu],
     workgroups: [Math.ceil(I / 64), maxRowTiles(slots, E)],
   });
-  gpu.dispatch({
-    op: `${op} dWd`,
+  return dgu;
+}
+
+/** dWd_e = Σ_s dys[s]ᵀ⊗h[s] over expert e's slots: [E, H, I]. */
+export function moeExpertsDownGrad(
+  x: Tensor, weights: Omit<MoeWeights, 'router'>, perm: GemmPermutation, saved: Pick<MoeExpertTrainOutputs, 'h'>, dys: Tensor, out?: Tensor,
+): Tensor {
+  const op = 'moeExpertsDownGrad';
+  const { H, E, I } = backwardArgs(op, x, weights, perm, [['h', saved.h, 'h'], ['dys', dys, 'ys']]);
+  const dWd = outTensor(op, x, out, [E, H, I]);
+  x.gpu.dispatch({
+    op,
     shapes: { dys: dys.shape, h: saved.h.shape },
     shader: gemmShader,
     entry: 'down_grad',
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
     params: GemmParams.pack({ N: I, K: 0, E, M: H }),
-    bindings: [expertOffsets, null, dys, saved.h, dWd],
+    bindings: [perm.expertOffsets, null, dys, saved.h, dWd],
     workgroups: [Math.ceil(I / 64), Math.ceil(H / 64), E],
   });
-  gpu.dispatch({
-    op: `${op} dWg,dWu`,
+  return dWd;
+}
+
+/** dWg_e = Σ_s dg[s]ᵀ⊗x[tok(s)] and dWu_e = Σ_s du[s]ᵀ⊗x[tok(s)] over expert e's slots: [E, I, H] each. */
+export function moeExpertsGateUpGrad(
+  x: Tensor, weights: Omit<MoeWeights, 'router'>, perm: GemmPermutation, dgu: Tensor, out: { dWg?: Tensor; dWu?: Tensor } = {},
+): { dWg: Tensor; dWu: Tensor } {
+  const op = 'moeExpertsGateUpGrad';
+  const { H, E, I, shapes } = backwardArgs(op, x, weights, perm, [['dgu', dgu, 'gu']]);
+  const dWg = outTensor(op, x, out.dWg, [E, I, H]);
+  const dWu = outTensor(op, x, out.dWu, [E, I, H]);
+  if (dWg.buffer === dWu.buffer) fail(op, `dWg and dWu must be distinct tensors (${shapes})`);
+  x.gpu.dispatch({
+    op,
     shapes: { dgu: dgu.shape, x: x.shape },
     shader: gemmShader,
     entry: 'gate_up_grad',
     constants: { VEC4: H % 4 === 0 && I % 2 === 0 },
     params: GemmParams.pack({ N: H, K: 0, E, M: 2 * I }),
-    bindings: [expertOffsets, slotToken, dgu, x, dWg, dWu],
+    bindings: [perm.expertOffsets, perm.slotToken, dgu, x, dWg, dWu],
     workgroups: [Math.ceil(H / 64), Math.ceil((2 * I) / 64), E],
   });
-  return { dgu, dWg, dWu, dWd };
+  return { dWg, dWu };
+}
+
+/**
+ * The gradient of the block input through the experts: per slot s of expert e, dxs[s] = dg[s]·Wg_e +
+ * du[s]·Wu_e (one grouped GEMM over [Wg_e; Wu_e]), then per token dx[t] = Σ_j dxs[tokenSlot[t, j]] in j
+ * order (a gather, not a scatter: no atomics, the same bits every run). x supplies the shapes only.
+ * dgu: moeExpertsDgu's [T·kMax, 2I]. out.dxs: [T·kMax, H] scratch (rows past the last used slot unwritten).
+ */
+export function moeExpertsInputGrad(
+  x: Tensor,
+  weights: Omit<MoeWeights, 'router'>,
+  perm: GemmPermutation & Pick<MoePermutation, 'tokenSlot'>,
+  dgu: Tensor,
+  out: { dx?: Tensor; dxs?: Tensor } = {},
+): Tensor {
+  const op = 'moeExpertsInputGrad';
+  const { T, H, E, I, slots } = backwardArgs(op, x, weights, perm, [['dgu', dgu, 'gu']]);
+  expectTensor(op, 'tokenSlot', perm.tokenSlot, [T, slots / T], 'u32');
+  const dx = outTensor(op, x, out.dx, [T, H]);
+  const dxs = outTensor(op, x, out.dxs, [slots, H]);
+  x.gpu.dispatch({
+    op: `${op} dxs`,
+    shapes: { dgu: dgu.shape, gate_proj: weights.gate_proj.shape, up_proj: weights.up_proj.shape },
+    shader: gemmShader,
+    entry: 'gate_up_backward',
+    constants: { VEC4: H % 4 === 0 && I % 2 === 0 },
+    params: GemmParams.pack({ N: H, K: 2 * I, E, M: 0 }),
+    bindings: [perm.expertOffsets, perm.tileOffsets, dgu, weights.gate_proj, weights.up_proj, dxs],
+    workgroups: [Math.ceil(H / 64), maxRowTiles(slots, E)],
+  });
+  x.gpu.dispatch({
+    op: `${op} gather`,
+    shapes: { tokenSlot: perm.tokenSlot.shape, dxs: dxs.shape },
+    shader: gemmShader,
+    entry: 'gather_slots',
+    params: GemmParams.pack({ N: H, K: slots / T, E, M: T }),
+    bindings: [perm.tokenSlot, dxs, dx],
+    workgroups: grid(T),
+  });
+  if (!out.dxs) dxs.release();   // recorded work keeps its binding; later ops may reuse the buffer
+  return dx;
 }
 
 // --------------------------------------------------------------------------------- aux gradient, loss

@@ -5,18 +5,21 @@
 //   for each layer:                                         (recomputed in the backward when `recompute`)
 //     x = x + o_proj(attn(rope(q_proj(h)), rope(k_proj(h)), v_proj(h))),  h = input_layernorm(x)
 //     x = x + down_proj(silu(gate_proj(h)) ⊙ up_proj(h)),                 h = post_attention_layernorm(x)
-//   loss = CE(lm_head(norm(x)), targets) (+ KL(teacher ‖ student)), in chunks of rows
+//       or, in a MoE layer,
+//     x = x + Σ_{e ∈ top-k} w_e·expert_e(h) (+ shared_expert(h))           (moe.ts, Qwen2-MoE's block)
+//   loss = CE(lm_head(norm(x)), targets) (+ KL(teacher ‖ student)) (+ Σ_MoE layers α·L_aux), in chunks of rows
 //
 // Any linear layer may carry a LoRA adapter (lora.ts); parameters train or stay frozen by name
-// (params.ts). One sequence per call: micro-batches are sequences whose gradients add up in the
-// parameters until the optimizer steps. The FFN is the dense SwiGLU; a MoE block needs the expert
-// input gradient, which the expert kernels (src/ops/moe-train.ts) do not produce yet.
+// (params.ts), a MoE layer's router, experts and shared expert included. One sequence per call:
+// micro-batches are sequences whose gradients add up in the parameters until the optimizer steps.
 import type { Tensor } from '../gpu/tensor.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import { addLora, type LoraAdapter, type LoraOptions } from './lora.ts';
+import { matmul } from '../ops/matmul.ts';
+import { addExpertLora, checkMoeRouting, loraMerge, loraTargets, moe, type MoeRouting } from './moe.ts';
 import { add, attention, embed, linear, lmHeadLoss, rmsNorm, rope, swiglu } from './ops.ts';
-import { llamaParams, selectTrainable, type FreezeOptions, type ParamSet } from './params.ts';
+import { llamaParams, moeParamNames, selectTrainable, type FreezeOptions, type MoeLayerWeights, type ParamSet } from './params.ts';
 import { Tape, type Var } from './tape.ts';
 
 /** The linear layers of one decoder layer, as HF names the modules (model.layers.<l>.<name>). */
@@ -35,6 +38,14 @@ export interface TrainModel {
   recompute: boolean;
   /** rows of logits the loss computes at a time */
   lossChunkRows: number;
+  /** the MoE layers' routing by layer (their weights are in params, named by moeParamNames) */
+  moe: Map<number, MoeRouting>;
+}
+
+/** A MoE layer of a TrainModel: its weights (updated in place by training) and how it routes. */
+export interface TrainMoeLayer {
+  weights: MoeLayerWeights;
+  routing: MoeRouting;
 }
 
 export interface TrainModelOptions {
@@ -44,11 +55,20 @@ export interface TrainModelOptions {
   recompute: boolean;
   /** default: as many rows as keep a chunk of logits within 4M values (16 MiB) */
   lossChunkRows?: number;
+  /** layers whose FFN is a MoE block (absent: all dense) */
+  moe?: ReadonlyMap<number, TrainMoeLayer>;
 }
 
-/** Every linear module name of a model of config c, layer by layer. */
-export function linearModules(c: ModelConfig): string[] {
-  return Array.from({ length: c.nLayers }, (_, l) => LAYER_LINEARS.map((m) => `model.layers.${l}.${m}`)).flat();
+/**
+ * Every linear module name of a model of config c, layer by layer; a MoE layer has its shared expert's
+ * instead of the dense mlp's (its router and stacked experts take no adapter).
+ */
+export function linearModules(c: ModelConfig, moeLayers: ReadonlyMap<number, TrainMoeLayer> = new Map()): string[] {
+  return Array.from({ length: c.nLayers }, (_, l) => {
+    const m = moeLayers.get(l);
+    const own = LAYER_LINEARS.filter((n) => !m || n.startsWith('self_attn.')).map((n) => `model.layers.${l}.${n}`);
+    return m?.weights.shared ? [...own, ...Object.values(moeParamNames(l).shared)] : own;
+  }).flat();
 }
 
 /**
@@ -57,8 +77,13 @@ export function linearModules(c: ModelConfig): string[] {
  */
 export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel {
   const c = model.config;
-  const params = llamaParams(model.weights, c.tiedEmbeddings);
-  const lora = o.lora ? addLora(model.gpu, params, linearModules(c), o.lora) : new Map<string, LoraAdapter>();
+  const moeLayers = o.moe ?? new Map<number, TrainMoeLayer>();
+  for (const [l, m] of moeLayers) {
+    if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) throw new Error(`trainModel: MoE layer ${l} is not in 0..${c.nLayers - 1}`);
+    checkMoeRouting(`model.layers.${l}.mlp`, m.weights.router.shape[0], m.routing);
+  }
+  const params = llamaParams(model.weights, c.tiedEmbeddings, new Map([...moeLayers].map(([l, m]) => [l, m.weights])));
+  const lora = o.lora ? addAdapters(model, params, moeLayers, o.lora) : new Map<string, LoraAdapter>();
   // PEFT's default: with adapters, the base model is frozen
   const only = o.freeze.only.length || !o.lora ? o.freeze.only : ['*.lora_A.weight', '*.lora_B.weight'];
   try {
@@ -68,7 +93,37 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
     throw e;
   }
   const lossChunkRows = o.lossChunkRows ?? Math.max(1, Math.floor(2 ** 22 / c.vocabSize));
-  return { config: c, params, lora, recompute: o.recompute, lossChunkRows };
+  const moeRouting = new Map([...moeLayers].map(([l, m]) => [l, m.routing]));
+  return { config: c, params, lora, recompute: o.recompute, lossChunkRows, moe: moeRouting };
+}
+
+/** The stacked routed-expert modules of the MoE layers (module.weight [E, out, in]). */
+function expertModules(moeLayers: ReadonlyMap<number, TrainMoeLayer>): string[] {
+  return [...moeLayers.keys()].flatMap((l) => {
+    const n = moeParamNames(l);
+    return [n.gate_proj, n.up_proj, n.down_proj].map((w) => w.slice(0, -'.weight'.length));
+  });
+}
+
+/**
+ * LoRA adapters on the linear layers (lora.ts) and, per expert, on the routed experts the targets name
+ * (moe.ts addExpertLora): 'gate_proj' adapts both, 'experts.gate_proj' the experts only.
+ */
+function addAdapters(model: LlamaModel, params: ParamSet, moeLayers: ReadonlyMap<number, TrainMoeLayer>, o: LoraOptions): Map<string, LoraAdapter> {
+  const linears = linearModules(model.config, moeLayers);
+  const experts = expertModules(moeLayers);
+  const hits = (mods: string[], target: string) => mods.some((m) => loraTargets(m, target));
+  // lora.ts checks the targets against the linear layers: it is given those that are not experts' only
+  const linearTargets = o.targets.filter((t) => hits(linears, t) || !hits(experts, t));
+  const out = linearTargets.length || !o.targets.length ? addLora(model.gpu, params, linears, { ...o, targets: linearTargets }) : new Map<string, LoraAdapter>();
+  const adapted = experts.filter((m) => o.targets.some((t) => loraTargets(m, t)));
+  try {
+    for (const [m, a] of addExpertLora(model.gpu, params, adapted, o)) out.set(m, a);
+  } catch (e) {
+    for (const a of out.values()) [a.A, a.B].forEach((p) => p.release());
+    throw e;
+  }
+  return out;
 }
 
 /** Gives back the gradients and the adapters (the base weights are the LlamaModel's). */
@@ -96,8 +151,34 @@ export interface SequenceLossOptions {
   /** objective = ceScale·Σ_t CE_t + klScale·Σ_t KL_t (e.g. 1/tokens per step for a mean) */
   ceScale: number;
   klScale: number;
-  /** per-token losses go to ce (and kl) at rows offset .. offset+T−1 */
-  out: { ce: Tensor; kl?: Tensor; offset: number };
+  /**
+   * per-token losses go to ce (and kl) at rows offset .. offset+T−1; each MoE layer l with a balance
+   * loss writes its L_aux on this sequence to aux [nLayers] at element l
+   */
+  out: { ce: Tensor; kl?: Tensor; aux?: Tensor; offset: number };
+  /** the objective adds auxScale·α_l·L_aux,l per MoE layer l (default 1; e.g. 1/sequences per step) */
+  auxScale?: number;
+}
+
+/** What a decoder layer's MoE block does with its balance loss: its scale, and where L_aux goes. */
+export interface AuxOptions {
+  scale: number;
+  /** [nLayers]: L_aux of layer l at element l */
+  out?: Tensor;
+}
+
+/**
+ * The logits [T, vocab] of ids u32 [T] into out, by the training forward (no tape recorded): what the
+ * loss sees, for checks and evaluation.
+ */
+export function sequenceLogits(m: TrainModel, ids: Tensor, out: Tensor): void {
+  const t = new Tape(m.params.get('model.embed_tokens.weight').value.gpu, false);
+  try {
+    const h = trunk(t, m, ids, { scale: 1 });
+    matmul(h.value, m.params.get(m.config.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight').value, { transB: true, out });
+  } finally {
+    t.release();
+  }
 }
 
 /** Records the forward of one sequence and, when training, its backward. Allocates nothing once warm. */
@@ -116,16 +197,9 @@ export function sequenceLoss(m: TrainModel, s: Sequence, o: SequenceLossOptions)
 function forward(t: Tape, m: TrainModel, s: Sequence, o: SequenceLossOptions): void {
   const c = m.config;
   const P = (name: string) => t.param(m.params.get(name));
+  const h = trunk(t, m, s.ids, { scale: o.auxScale ?? 1, out: o.out.aux });
 
-  // x = embed_tokens[ids]
-  let x = embed(t, P('model.embed_tokens.weight'), s.ids);
-
-  for (let l = 0; l < c.nLayers; l++) {
-    x = m.recompute ? t.checkpoint(x, (tl, xl) => decoderLayer(tl, m, l, xl)) : decoderLayer(t, m, l, x);
-  }
-
-  // loss = CE(lm_head(norm(x)), targets) (+ KL(teacher ‖ student)); lm_head is embed_tokens when tied
-  const h = rmsNorm(t, x, P('model.norm.weight'), c.normEps);
+  // loss = CE(lm_head(h), targets) (+ KL(teacher ‖ student)); lm_head is embed_tokens when tied
   const head = P(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   if (o.out.kl && !s.teacherLogits) throw new Error('sequenceLoss: out.kl needs the teacher logits');
   lmHeadLoss(t, h, head, {
@@ -137,7 +211,21 @@ function forward(t: Tape, m: TrainModel, s: Sequence, o: SequenceLossOptions): v
   });
 }
 
-function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var): Var {
+/** h = norm(x) after every decoder layer, x = embed_tokens[ids]. */
+function trunk(t: Tape, m: TrainModel, ids: Tensor, aux: AuxOptions): Var {
+  const c = m.config;
+  let x = embed(t, t.param(m.params.get('model.embed_tokens.weight')), ids);
+  for (let l = 0; l < c.nLayers; l++) {
+    x = m.recompute ? t.checkpoint(x, (tl, xl) => decoderLayer(tl, m, l, xl, aux)) : decoderLayer(t, m, l, x, aux);
+  }
+  return rmsNorm(t, x, t.param(m.params.get('model.norm.weight')), c.normEps);
+}
+
+/**
+ * One decoder layer on the tape (methods/mod reads the residual stream between layers). `aux`: a MoE
+ * layer's balance-loss scale and output (default: scale 1, not written).
+ */
+export function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var, aux: AuxOptions = { scale: 1 }): Var {
   const c = m.config;
   const p = `model.layers.${l}.`;
   const P = (name: string) => t.param(m.params.get(p + name));
@@ -157,5 +245,22 @@ function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var): Var {
 
   // ---- feed-forward: x = x + down_proj(silu(gate_proj(h)) ⊙ up_proj(h)), h = post_attention_layernorm(x)
   const h2 = rmsNorm(t, x, P('post_attention_layernorm.weight'), c.normEps);
-  return add(t, x, lin(swiglu(t, lin(h2, 'mlp.gate_proj'), lin(h2, 'mlp.up_proj')), 'mlp.down_proj'));
+  const routing = m.moe.get(l);
+  if (!routing) return add(t, x, lin(swiglu(t, lin(h2, 'mlp.gate_proj'), lin(h2, 'mlp.up_proj')), 'mlp.down_proj'));
+
+  // ---- or MoE: x = x + Σ_{e ∈ top-k} w_e·down_e(silu(gate_e(h)) ⊙ up_e(h)) (+ shared_expert(h))
+  const n = moeParamNames(l);
+  const W = (name: string) => {
+    const a = m.lora.get(name.slice(0, -'.weight'.length));
+    const w = t.param(m.params.get(name));
+    return a ? loraMerge(t, w, { A: t.param(a.A), B: t.param(a.B), scale: a.scale }) : w;
+  };
+  const experts = { router: W(n.router), gate: W(n.gate_proj), up: W(n.up_proj), down: W(n.down_proj) };
+  const auxOut = aux.out && { loss: aux.out, offset: l };
+  let y = moe(t, h2, experts, { ...routing, auxScale: aux.scale, auxOut });
+  if (m.params.has(`${n.shared.down_proj}.weight`)) {
+    const sl = (v: Var, module: string) => lin(v, module.slice(p.length));
+    y = add(t, y, sl(swiglu(t, sl(h2, n.shared.gate_proj), sl(h2, n.shared.up_proj)), n.shared.down_proj));
+  }
+  return add(t, x, y);
 }

@@ -1,8 +1,10 @@
 // A model's weights as named training parameters (the checkpoint's names, so saving and loading is copying
 // by name), and which of them train: name patterns select them (train only the routers, only LoRA
-// adapters, only norms), as PEFT's target_modules / requires_grad_ settings do.
+// adapters, only norms), as PEFT's target_modules / requires_grad_ settings do. A MoE layer's FFN
+// parameters are named as Qwen2-MoE names them (modeling_qwen2_moe.py), the routed experts stacked.
 import type { Tensor } from '../gpu/tensor.ts';
 import type { Weights } from '../model/llama.ts';
+import type { MoeWeights } from '../ops/moe.ts';
 import { Param } from './tape.ts';
 
 export class ParamSet {
@@ -41,12 +43,35 @@ export class ParamSet {
   }
 }
 
+/** A MoE layer's FFN weights (the caller's tensors: training updates them in place). */
+export interface MoeLayerWeights extends MoeWeights {
+  /** an always-active dense SwiGLU added to the routed output (LLaMA-MoE v2's residual MoE) */
+  shared?: { gate_proj: Tensor; up_proj: Tensor; down_proj: Tensor };
+}
+
+/**
+ * Parameter names of MoE layer l's FFN, Qwen2-MoE's with the experts stacked (HF's
+ * mlp.experts.{e}.gate_proj.weight [I, H] is row block e of mlp.experts.gate_proj.weight [E, I, H]).
+ */
+export function moeParamNames(l: number) {
+  const p = `model.layers.${l}.mlp.`;
+  return {
+    router: `${p}gate.weight`,
+    gate_proj: `${p}experts.gate_proj.weight`,
+    up_proj: `${p}experts.up_proj.weight`,
+    down_proj: `${p}experts.down_proj.weight`,
+    /** module names (add .weight) of the shared expert's linear layers */
+    shared: { gate_proj: `${p}shared_expert.gate_proj`, up_proj: `${p}shared_expert.up_proj`, down_proj: `${p}shared_expert.down_proj` },
+  };
+}
+
 /**
  * The weights of a LlamaModel under their HF names (expectedShapes' order); a tied lm_head is
  * embed_tokens itself, one parameter with both roles. The tensors stay the model's: training updates the
- * model in place, so its inference forward sees the trained weights.
+ * model in place, so its inference forward sees the trained weights. The layers in `moe` have the MoE
+ * FFN given there instead of their dense mlp.
  */
-export function llamaParams(w: Weights, tied: boolean): ParamSet {
+export function llamaParams(w: Weights, tied: boolean, moe: ReadonlyMap<number, MoeLayerWeights> = new Map()): ParamSet {
   const s = new ParamSet();
   s.add('model.embed_tokens.weight', w.embed_tokens);
   w.layers.forEach((L, l) => {
@@ -59,7 +84,14 @@ export function llamaParams(w: Weights, tied: boolean): ParamSet {
     }
     s.add(`${p}self_attn.o_proj.weight`, L.o_proj);
     s.add(`${p}post_attention_layernorm.weight`, L.post_attention_layernorm);
-    for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) s.add(`${p}mlp.${k}.weight`, L[k]);
+    const m = moe.get(l);
+    if (!m) {
+      for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) s.add(`${p}mlp.${k}.weight`, L[k]);
+      return;
+    }
+    const n = moeParamNames(l);
+    for (const k of ['router', 'gate_proj', 'up_proj', 'down_proj'] as const) s.add(n[k], m[k]);
+    if (m.shared) for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) s.add(`${n.shared[k]}.weight`, m.shared[k]);
   });
   s.add('model.norm.weight', w.norm);
   if (!tied) s.add('lm_head.weight', w.lm_head);

@@ -47,12 +47,12 @@ const gradCases: GradCase[] = [
   },
 ];
 
-/** Sampled entries per trainable tensor, and the larger difference spacing. */
-const PROBES = 6;
+/** Sampled entries per trainable tensor, and the larger difference spacing (moe.check.ts uses them too). */
+export const PROBES = 6;
 const H = 2 ** -10;
 
 /** Rounds to multiples of 2^-bits: few mantissa bits, so the check's perturbations stay exact in f32. */
-function quantize(a: Float32Array, bits: number): Float32Array {
+export function quantize(a: Float32Array, bits: number): Float32Array {
   return a.map((v) => Math.round(v * 2 ** bits) / 2 ** bits);
 }
 
@@ -106,7 +106,7 @@ function refObjective(c: ModelConfig, p: HostParams, seqs: HostSequence[], ceSca
 }
 
 /** ∂loss/∂x[i] by Richardson's combination of central differences at spacings H and H/2 (exact f32 steps). */
-function difference(x: Float32Array, i: number, loss: () => number): number {
+export function difference(x: Float32Array, i: number, loss: () => number): number {
   const central = (h: number) => {
     const x0 = x[i];
     for (const v of [x0 + h, x0 - h]) if (Math.fround(v) !== v) throw new Error(`difference: ${x0} ± ${h} is not an f32 value`);
