@@ -1,6 +1,6 @@
-// End to end, as a first-time visitor: load stories260K through "Choose files…", pick the built-in Brown
-// Corpus, set a small LaDiMo run with the visible controls (last 2 layers, 4 experts, a few hundred
-// steps), capture, distill, profile, route a text, evaluate, sweep and export — following only visible
+// End to end, as a first-time visitor: the demo model (public/demo-model/) loads by itself when the page
+// opens; pick the built-in Brown Corpus, set a small LaDiMo run with the visible controls (last 2 layers,
+// 4 experts, a few hundred steps), capture, distill, profile, route a text, evaluate, sweep and export — following only visible
 // labels and buttons — and check that every chart has data. Along the way: the main thread has no long
 // task over 100 ms during capture and distillation; the page's URL opened in a fresh context restores the
 // spec; a reload mid-distillation offers to resume from the stored checkpoint (e2e/pipeline.e2e.ts checks
@@ -9,33 +9,34 @@
 //   node scripts/test.mjs e2e/workbench.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
 import { CHROMIUM } from '../src/cli/chromium.ts';
+import { DEMO_NAME } from '../src/worker/demo-model.ts';
 import { keepScreenshot, startPage } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const STORIES = join(root, '..', 'shared', 'models', 'stories260K');
-const MODEL = join(STORIES, 'stories260K.bin');
-const TOKENIZER = join(STORIES, 'tok512.bin');
+const DEMO = join(root, 'public', 'demo-model');
 const STAGE_TIMEOUT_MS = 600_000;
 
 const skip = !existsSync(CHROMIUM)
   ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
-  : !existsSync(MODEL) || !existsSync(TOKENIZER)
-    ? `test models not found at ${STORIES} (../shared/models from the repo root)`
+  : !existsSync(join(DEMO, 'model.safetensors'))
+    ? `the demo model is not built: ${DEMO} (npm run train:demo makes it)`
     : false;
+/** The demo model's last layer: distillation of the last 2 layers trains it second. */
+const LAST_LAYER = skip ? 0 : (JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers - 1;
 
 /** The small run, entered through the labelled controls of each page. */
 const RUN: [page: string, label: string, value: string][] = [
   ['data', 'Calibration tokens per layer', '4096'],
   ['construct', 'Layers to convert', 'last:2'],
   ['construct', 'Experts per layer (N)', '4'],
-  ['distill', 'Steps per layer', '240'],
+  ['distill', 'Steps', '240'],
   ['distill', 'Tokens per step', '64'],
   ['distill', 'Seed', '7'],
   ['route', 'Profiling tokens', '1024'],
@@ -59,9 +60,10 @@ async function openStage(page: Page, name: string): Promise<void> {
 
 async function loadModelAndData(page: Page): Promise<void> {
   await openStage(page, 'Model');
-  await page.getByLabel('Choose files…').setInputFiles([MODEL, TOKENIZER]);
+  // nothing chosen: the demo model is what a visit opens with
   await page.locator('[data-model-status="ready"], [data-model-status="error"]').waitFor({ timeout: 120_000 });
-  assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', 'stories260K loads');
+  assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', `the demo model loads: ${await page.locator('[data-model-status]').innerText()}`);
+  await page.getByText(DEMO_NAME).first().waitFor({ timeout: 10_000 });
   await openStage(page, 'Data');
   await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
   await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
@@ -144,8 +146,8 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
     t0 = await now(page);
     await page.getByRole('button', { name: /Start distillation/ }).click();
     await page.locator('[data-chart="loss"][data-points]:not([data-points="0"])').waitFor({ timeout: STAGE_TIMEOUT_MS });
-    // Reload once the second layer (4, the last of stories260K's 5) is training: layer 3 is done by then.
-    await page.getByTestId('task-bar').getByText(/layer 4: step [1-9]/).waitFor({ timeout: STAGE_TIMEOUT_MS });
+    // Reload once the second layer (the demo model's last) is training: the one before it is done by then.
+    await page.getByTestId('task-bar').getByText(new RegExp(`layer ${LAST_LAYER}: step [1-9]`)).waitFor({ timeout: STAGE_TIMEOUT_MS });
     long = await longTasksBetween(page, t0, await now(page));
     assert.ok(long.every((l) => l.duration <= 100), `no long task over 100 ms during distillation: ${JSON.stringify(long)}`);
     await page.reload();

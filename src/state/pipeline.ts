@@ -1,7 +1,7 @@
-// UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export): the run spec
-// (the same document as `moefy run` and the URL), the long task running in the worker with its progress,
-// and the results. One long task at a time; each stage's results replace those after it when re-run,
-// since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
+// UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export) and of
+// whole-model training (Data → Train, method 'train'): the run spec (the same document as `moefy run` and
+// the URL), the long task running in the worker with its progress, and the results. One long task at a
+// time; each stage's results replace those after it when re-run, since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
 import * as Comlink from 'comlink';
 import { create } from 'zustand';
 import { defaultSpec, type RunSpec, type SpecKey } from './spec.ts';
@@ -12,14 +12,20 @@ import type {
   DataSource,
   DataSummary,
   DistillUpdate,
+  EvalPoint,
   LayerPolicy,
   LossPoint,
   ResumeInfo,
+  RatePoint,
   RunResults,
+  StepPoint,
   StorageReport,
   TaskProgress,
   TaskStage,
   TokenRouting,
+  TrainResults,
+  TrainResume,
+  TrainUpdate,
 } from '../worker/pipeline-types.ts';
 
 export type TaskStatus = 'idle' | 'running' | 'done' | 'error' | 'cancelled';
@@ -48,6 +54,13 @@ export interface RoutingDemo {
   error: string | null;
 }
 
+/** A training run's points as they stream in: one step per reading of the losses, the held-out points, tokens/s. */
+export interface TrainLive {
+  curve: StepPoint[];
+  evals: EvalPoint[];
+  rates: RatePoint[];
+}
+
 interface PipelineStore {
   spec: RunSpec;
   /** why the URL's spec was not used (malformed, future version), shown until dismissed */
@@ -58,6 +71,10 @@ interface PipelineStore {
   /** loss points per layer as they stream in during distillation */
   live: Record<number, LossPoint[]>;
   resume: ResumeInfo | null;
+  /** method 'train': the last run's results (not part of RunResults, which the run file holds), its live points, its stored snapshot */
+  train: TrainResults | null;
+  trainLive: TrainLive;
+  trainResume: TrainResume | null;
   storage: StorageReport | null;
   demo: RoutingDemo;
   setField<K extends SpecKey>(key: K, value: RunSpec[K]): void;
@@ -80,6 +97,7 @@ interface PipelineStore {
 }
 
 export const EMPTY_RESULTS: RunResults = { capture: null, distill: [], routing: null, evaluation: null, sweep: null };
+const NO_TRAIN_POINTS: TrainLive = { curve: [], evals: [], rates: [] };
 const IDLE_TASK: TaskState = { stage: null, status: 'idle', progress: null, startedAt: null, error: null };
 
 /** What each stage's results invalidate when it runs again (everything computed from them). */
@@ -90,6 +108,7 @@ const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
   evaluate: ['evaluation'],
   sweep: ['sweep'],
   export: [],
+  train: [],
 };
 
 /** Stored distillation work this page has not loaded: a finished layer or one stopped part-way. */
@@ -141,6 +160,9 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     results: EMPTY_RESULTS,
     live: {},
     resume: null,
+    train: null,
+    trainLive: NO_TRAIN_POINTS,
+    trainResume: null,
     storage: null,
     demo: { text: 'Once upon a time, there was a little girl who loved to read books.', result: null, params: null, overrides: {}, busy: false, error: null },
 
@@ -163,6 +185,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
         set((s) => ({
           data: { status: 'ready', summary, error: null },
           spec: { ...s.spec, data: source.kind === 'builtin' ? 'builtin:brown' : summary.label },
+          train: null,
+          trainLive: NO_TRAIN_POINTS,
         }));
         clear('capture');
       } catch (e) {
@@ -213,6 +237,28 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
           return task(stage, (p) => api.sweep(spec, p), (sweep) => set((s) => ({ results: { ...s.results, sweep } })));
         case 'export':
           throw new Error('export runs through exportModel(), which returns the files');
+        case 'train': {
+          set({ trainLive: NO_TRAIN_POINTS });
+          // batched as the distillation's points are
+          let batch: TrainUpdate[] = [];
+          const flush = () => {
+            const ups = batch;
+            batch = [];
+            if (ups.length) set((s) => ({
+              trainLive: {
+                curve: [...s.trainLive.curve, ...ups.flatMap((u) => u.points)],
+                evals: [...s.trainLive.evals, ...ups.flatMap((u) => u.evals)],
+                rates: [...s.trainLive.rates, ...ups.flatMap((u) => (u.rate ? [u.rate] : []))],
+              },
+            }));
+          };
+          const timer = setInterval(flush, LIVE_CHART_MS);
+          const onUpdate = Comlink.proxy((u: TrainUpdate) => void batch.push(u));
+          return task(stage, (p) => api.train(spec, p, onUpdate), (train) => set({ train })).finally(() => {
+            clearInterval(timer);
+            flush();
+          });
+        }
       }
     },
 
@@ -221,10 +267,12 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     },
 
     async refreshResume() {
+      const spec = get().spec;
       try {
-        set({ resume: await getEngine().resumeInfo(get().spec) });
+        if (spec.method === 'train') set({ trainResume: await getEngine().trainResumeInfo(spec) });
+        else set({ resume: await getEngine().resumeInfo(spec) });
       } catch {
-        set({ resume: null });
+        set(spec.method === 'train' ? { trainResume: null } : { resume: null });
       }
     },
 

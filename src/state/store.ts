@@ -16,6 +16,7 @@ import type {
   ModelSource,
   ModelSummary,
 } from '../worker/api.ts';
+import { DEMO_NAME, DEMO_PATH } from '../worker/demo-model.ts';
 
 // ---------------------------------------------------------------- state
 
@@ -46,7 +47,7 @@ export interface CheckState {
 
 /** The page the shell shows: the Kernels setup page, or a pipeline stage. */
 /** The pages: Kernels (setup), then the pipeline stages in order. */
-export const STAGE_IDS = ['kernels', 'model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export'] as const;
+export const STAGE_IDS = ['kernels', 'model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export', 'train'] as const;
 export type Stage = (typeof STAGE_IDS)[number];
 
 export type ModelStatus = 'empty' | 'loading' | 'ready' | 'error' | 'cancelled';
@@ -112,6 +113,8 @@ interface Store {
   setStage(stage: Stage): void;
   setModelField(patch: Partial<Pick<ModelState, 'url' | 'repo'>>): void;
   loadModel(source: ModelSource, label: string): Promise<void>;
+  /** Loads the demo model shipped with the workbench (public/demo-model/). */
+  loadDemoModel(): Promise<void>;
   cancelLoad(): void;
   unloadModel(): Promise<void>;
   dismissModelError(): void;
@@ -128,6 +131,8 @@ const SEED = 1234;
 let runId = 0;
 let gpuLoad: Promise<void> | null = null;
 let loadId = 0;
+/** The demo model is loaded once per page, when the engine first reports its GPU and nothing else was loaded. */
+let demoRequested = false;
 /** A cancelled load that has not ended this long after cancelLoad() is stopped by restarting the engine. */
 const CANCEL_GRACE_MS = 4000;
 
@@ -160,6 +165,10 @@ export const useStore = create<Store>()((set, get) => {
       const api = getEngine();
       const info = await api.gpuInfo();
       set({ gpu: { status: 'ready', info } });
+      if (!demoRequested && loadId === 0 && get().model.status === 'empty') {
+        demoRequested = true;
+        void get().loadDemoModel();
+      }
       const [smoke, full] = await Promise.all([api.listChecks({ smoke: true }), api.listChecks({})]);
       patchCheck({ counts: { smoke: smoke.length, full: full.length } });
     } catch (e) {
@@ -237,6 +246,10 @@ export const useStore = create<Store>()((set, get) => {
       const { model, gen, onnx } = get();
       if (model.status === 'ready') {
         patchModel({ ...EMPTY_MODEL, notice: `The engine restarted, so ${model.summary?.name ?? 'the model'} was unloaded. Load it again to continue.` });
+      } else if (model.status === 'loading') {
+        // the worker that was loading it is gone and will never answer
+        loadId++;
+        patchModel({ ...EMPTY_MODEL, notice: `The engine restarted, so loading ${model.sourceLabel} stopped. Load it again to continue.` });
       }
       if (gen.status === 'running') patchGen({ status: 'error', error: 'The engine restarted during the generation.' });
       if (onnx.status === 'running') patchOnnx({ status: 'error', error: 'The engine restarted during the export.' });
@@ -272,6 +285,10 @@ export const useStore = create<Store>()((set, get) => {
       } finally {
         if (source.kind !== 'files') void get().refreshCache();
       }
+    },
+
+    loadDemoModel() {
+      return get().loadModel({ kind: 'demo', folderUrl: new URL(DEMO_PATH, document.baseURI).href }, DEMO_NAME);
     },
 
     cancelLoad() {

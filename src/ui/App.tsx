@@ -1,7 +1,8 @@
 // The workbench shell: header, pipeline sidebar (Sidebar.tsx), and one page per stage: Kernels (the
 // adapter the engine runs on and the kernel checks, GPU kernel vs float64 CPU reference), the Model stage
-// (src/ui/model/) and the LaDiMo pipeline stages (src/ui/pipeline/). The page follows the URL hash
-// (#kernels, #model, #data, …); the run spec lives in the URL's query (pipeline/spec-url.tsx).
+// (src/ui/model/), the LaDiMo pipeline stages and whole-model training's Train (src/ui/pipeline/). The
+// page follows the URL hash (#kernels, #model, #data, …); the run spec lives in the URL's query
+// (pipeline/spec-url.tsx).
 import { useEffect } from 'react';
 import { STAGE_IDS, useStore, type CheckState, type GpuState, type Stage } from '../state/store.ts';
 // Types only: the engine's code stays in the worker bundle.
@@ -14,6 +15,7 @@ import { DistillStage } from './pipeline/DistillStage.tsx';
 import { RouteStage } from './pipeline/RouteStage.tsx';
 import { EvaluateStage } from './pipeline/EvaluateStage.tsx';
 import { ExportStage } from './pipeline/ExportStage.tsx';
+import { TrainStage } from './pipeline/TrainStage.tsx';
 import { SpecNotice, useSpecUrl } from './pipeline/spec-url.tsx';
 import { Sidebar } from './Sidebar.tsx';
 import { useTicker } from './hooks.ts';
@@ -51,6 +53,7 @@ const PAGES: Record<Stage, () => React.JSX.Element> = {
   route: RouteStage,
   evaluate: EvaluateStage,
   export: ExportStage,
+  train: TrainStage,
 };
 
 function Page({ stage }: { stage: Stage }) {

@@ -1,8 +1,10 @@
-// The pipeline sidebar: Kernels (setup), then Model → Data → Construct → Distill → Route → Evaluate →
-// Export, each with its status (done, running with its progress, interrupted, failed, or what it waits for).
+// The pipeline sidebar: Kernels (setup), the run spec's method, then its stages, each with its status
+// (done, running with its progress, interrupted, failed, or what it waits for): LaDiMo's Model → Data →
+// Construct → Distill → Route → Evaluate → Export, or whole-model training's Model → Data → Train.
 import { useStore, type Stage } from '../state/store.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { interrupted, usePipeline } from '../state/pipeline.ts';
+import { FIELDS, type RunSpec } from '../state/spec.ts';
 import type { TaskStage } from '../worker/pipeline-types.ts';
 
 type StageId = Exclude<Stage, 'kernels'>;
@@ -16,12 +18,26 @@ const STAGES: { id: StageId; name: string; what: string; tasks: TaskStage[] }[] 
   { id: 'route', name: 'Route', what: 'Profile routing, adaptive top-k', tasks: ['profile'] },
   { id: 'evaluate', name: 'Evaluate', what: 'Perplexity, agreement, speed', tasks: ['evaluate', 'sweep'] },
   { id: 'export', name: 'Export', what: 'Qwen2-MoE folder, run file, link', tasks: ['export'] },
+  { id: 'train', name: 'Train', what: 'Train the whole model on the text', tasks: ['train'] },
 ];
+
+type Method = RunSpec['method'];
+
+/** The methods the selector offers, each with its stages in order; a method not here runs in the moefy CLI only. */
+const WORKBENCH: Partial<Record<Method, { label: string; stages: StageId[] }>> = {
+  ladimo: { label: 'LaDiMo: dense → MoE', stages: ['model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export'] },
+  train: { label: 'Train the whole model', stages: ['model', 'data', 'train'] },
+  // DIVE runs from the CLI only so far (moefy run with method 'dive'); no stage page yet
+  dive: { label: 'DIVE: pruned experts (CLI only so far)', stages: ['model', 'data'] },
+};
+
+const stagesOf = (m: Method): StageId[] => WORKBENCH[m]?.stages ?? ['model', 'data'];
+const METHODS = FIELDS.find((f) => f.key === 'method')!.choices;
 
 function useStatuses(): Record<StageId, Status> {
   const model = useStore((s) => s.model.status);
   // Not the streamed loss points: the sidebar need not re-render with the chart.
-  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume })));
+  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume })));
   const r = p.results;
   const t = p.task;
   const base: Record<StageId, Status> = {
@@ -32,6 +48,13 @@ function useStatuses(): Record<StageId, Status> {
     route: r.routing ? { kind: 'done', text: 'Policies decided' } : r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
     evaluate: r.evaluation || r.sweep ? { kind: 'done', text: r.evaluation ? `ppl ×${(r.evaluation.ppl_moe / r.evaluation.ppl_dense).toFixed(3)}` : 'Swept' } : r.routing ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs routing' },
     export: r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
+    train: p.train
+      ? { kind: 'done', text: `Held-out loss ${p.train.loss_before.toFixed(2)} → ${p.train.loss_after.toFixed(2)}` }
+      : p.trainResume && p.trainResume.step < p.trainResume.steps
+        ? { kind: 'paused', text: `Interrupted at step ${p.trainResume.step}: resume` }
+        : p.trainResume
+          ? { kind: 'done', text: 'Finished run stored' }
+          : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to train' },
   };
   for (const s of STAGES) {
     if (t.stage && s.tasks.includes(t.stage)) {
@@ -43,8 +66,39 @@ function useStatuses(): Record<StageId, Status> {
   return base;
 }
 
+/** Switches the spec's method; a page the new method has no stage for gives way to its first stage after Model and Data. */
+function MethodSelect({ stage }: { stage: Stage }) {
+  const method = usePipeline((s) => s.spec.method);
+  const setField = usePipeline((s) => s.setField);
+  const busy = usePipeline((s) => s.task.status === 'running');
+  return (
+    <label className="nav-method">
+      <span className="nav-method-label">Method</span>
+      <select
+        className="input"
+        value={method}
+        disabled={busy}
+        title={busy ? 'A stage is running' : undefined}
+        onChange={(e) => {
+          const next = e.target.value as Method;
+          setField('method', next);
+          if (stage !== 'kernels' && !stagesOf(next).includes(stage)) window.location.hash = `#${stagesOf(next)[2] ?? 'data'}`;
+        }}
+      >
+        {METHODS.filter((m) => WORKBENCH[m] || m === method).map((m) => (
+          <option key={m} value={m} disabled={!WORKBENCH[m]}>
+            {WORKBENCH[m]?.label ?? `${m} (runs in the moefy CLI)`}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function Sidebar({ stage }: { stage: Stage }) {
   const statuses = useStatuses();
+  const method = usePipeline((s) => s.spec.method);
+  const stages = STAGES.filter((s) => stagesOf(method).includes(s.id));
   return (
     <nav className="sidebar" aria-label="Pipeline">
       <div className="nav-group">
@@ -64,8 +118,9 @@ export function Sidebar({ stage }: { stage: Stage }) {
       </div>
       <div className="nav-group">
         <div className="nav-title">Pipeline</div>
+        <MethodSelect stage={stage} />
         <ol className="stages">
-          {STAGES.map((s, i) => {
+          {stages.map((s, i) => {
             const st = statuses[s.id];
             return (
               <li key={s.id} className={`stage stage-open ${stage === s.id ? 'active' : ''} ${st.kind === 'done' ? 'complete' : ''}`} data-stage-status={st.kind}>

@@ -13,6 +13,8 @@ import { generate as generateTokens } from '../model/generate.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { openCheckpoint } from '../model/load.ts';
 import { baseName, fileSource, findFile, type ByteSource } from '../model/source.ts';
+import { httpSource } from '../model/source-http.ts';
+import { DEMO_FILES, DEMO_NAME } from './demo-model.ts';
 import { defaultBlobCache, download, HubError, resolveHubFiles, urlFileName, type BlobCache, type DownloadProgress } from '../model/source-hub.ts';
 import { numel, type Checkpoint, type DType } from '../model/weights.ts';
 import type { Sampler } from '../model/sample.ts';
@@ -23,6 +25,8 @@ import type { Sampler } from '../model/sample.ts';
 export type ModelSource =
   | { kind: 'files'; files: File[]; paths?: string[] }
   | { kind: 'url'; urls: string[] }
+  /** The demo model shipped with the workbench (public/demo-model/), read from `folderUrl` without the download cache. */
+  | { kind: 'demo'; folderUrl: string }
   | { kind: 'hub'; repo: string; revision?: string };
 
 export type LoadPhase = 'resolve' | 'download' | 'open' | 'upload';
@@ -157,6 +161,11 @@ export function modelSession(getGpu: () => Promise<Gpu>) {
       const cacheKeys = new Set<string>();
       if (source.kind === 'files') {
         ({ files, name } = localFiles(source.files, source.paths));
+      } else if (source.kind === 'demo') {
+        // A few MB from this site: read by range requests like any URL, but never cached, so a rebuilt
+        // demo model is never mixed with an older one's files.
+        files = await Promise.all(DEMO_FILES.map((f) => httpSource(new URL(f, source.folderUrl).href, f)));
+        name = DEMO_NAME;
       } else {
         const c = await getCache();
         cacheKind = c.kind;

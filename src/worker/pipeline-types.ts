@@ -6,9 +6,11 @@ import type { ModelScores } from '../methods/ladimo/evaluate.ts';
 import type { TaskProgress, TaskStage } from '../methods/ladimo/progress.ts';
 import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
 import type { RunSpec } from '../state/spec.ts';
+import type { TrainMetrics } from '../train/task.ts';
+import type { EvalPoint, StepPoint } from '../train/trainer.ts';
 import type { StorageBackend } from './storage.ts';
 
-export type { LayerPolicy, LossPoint, RunSpec, TaskProgress, TaskStage };
+export type { EvalPoint, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
 
 // ----------------------------------------------------------------------------- data
 
@@ -173,6 +175,34 @@ export interface StorageReport {
   quota: number | null;
 }
 
+// ----------------------------------------------------------------------------- whole-model training (method 'train')
+
+/** tokens/s of the run of steps that ended at `step` (one reading of the losses) */
+export interface RatePoint {
+  step: number;
+  tokensPerS: number;
+}
+
+/** Streamed at each reading of the losses (every train.logEvery steps), so the charts grow live. */
+export interface TrainUpdate {
+  /** the reading's last step (the trainer reports one point per reading); a resumed run's first update carries its stored curve */
+  points: StepPoint[];
+  /** held-out points not sent before */
+  evals: EvalPoint[];
+  rate: RatePoint | null;
+}
+
+/** `moefy train --json`'s metrics (src/train/task.ts) without the frozen-weights digest, and the tokens/s of each reading. */
+export type TrainResults = Omit<TrainMetrics, 'frozen_digest'> & { rates: RatePoint[] };
+
+/** The latest snapshot stored for a spec: where Start resumes. */
+export interface TrainResume {
+  step: number;
+  steps: number;
+  /** the run's StoredItem key, for deleteStored */
+  key: string;
+}
+
 // ----------------------------------------------------------------------------- the worker API
 
 /**
@@ -206,6 +236,13 @@ export interface PipelineApi {
   sweep(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<SweepResult>;
   /** Stage 7: a Hugging Face Qwen2-MoE folder (config.json, model.safetensors, tokenizer, moefy.json), current policies; bytes transferred. */
   exportModel(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<{ name: string; bytes: Uint8Array }[]>;
+  /**
+   * Method 'train': trains a fresh copy of the loaded model on the data's train.domains (the loaded model
+   * stays the dense one), resuming from the latest snapshot stored for this spec, model and data.
+   */
+  train(spec: RunSpec, onProgress?: (p: TaskProgress) => void, onUpdate?: (u: TrainUpdate) => void): Promise<TrainResults>;
+  /** The latest training snapshot stored for this spec, model and data, or null. */
+  trainResumeInfo(spec: RunSpec): Promise<TrainResume | null>;
   /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
   cancel(): Promise<void>;
   storage(): Promise<StorageReport>;

@@ -4,7 +4,8 @@
 // the captured activations and distilled blocks stay on the GPU from one stage to the next, with its
 // checkpoints in browser storage (storage.ts, runs.ts), so a reload resumes. Stages run one at a time with
 // the model's other uses; progress reaches the page at most four times a second; cancel() stops the
-// running stage at its next step with an AbortError, its checkpoints kept.
+// running stage at its next step with an AbortError, its checkpoints kept. Method 'train' (train.ts)
+// runs the same way, on a copy of the loaded model.
 import * as Comlink from 'comlink';
 import { fetchBrownSources } from '../data/brown.ts';
 import { convertLayers } from '../moe/block.ts';
@@ -31,6 +32,7 @@ import type {
 } from './pipeline-types.ts';
 import { deleteRunItem, runItems, runKey } from './runs.ts';
 import { openBrowserStore, type BrowserStore } from './storage.ts';
+import { storedTraining, trainLoaded } from './train.ts';
 
 /** Bins of the w_m histograms over [0, 1]. */
 const HISTOGRAM_BINS = 50;
@@ -104,16 +106,21 @@ export function pipelineSession(models: ModelSession, openStore: () => Promise<B
     return run;
   }
 
-  /** Runs a long stage on `spec`'s run: one at a time with the model's other uses, cancellable, with throttled progress. */
-  function stage<T>(what: TaskStage, spec: RunSpec, onProgress: ((p: TaskProgress) => void) | undefined, body: (r: Run, control: TaskControl) => Promise<T>): Promise<T> {
+  /** Runs a long task on the loaded model: one at a time with the model's other uses, cancellable, with throttled progress. */
+  function longTask<T>(what: TaskStage, onProgress: ((p: TaskProgress) => void) | undefined, body: (loaded: LoadedSession, control: TaskControl) => Promise<T>): Promise<T> {
     const abort = new AbortController();
     running.add(abort);
     return models
       .withModel(what, async (loaded) => {
         throwIfAborted(abort.signal, what); // cancelled while it waited its turn
-        return body(await runFor(spec, loaded, what), workerControl(what, onProgress, abort.signal));
+        return body(loaded, workerControl(what, onProgress, abort.signal));
       })
       .finally(() => running.delete(abort));
+  }
+
+  /** A LaDiMo stage: a long task on `spec`'s run. */
+  function stage<T>(what: TaskStage, spec: RunSpec, onProgress: ((p: TaskProgress) => void) | undefined, body: (r: Run, control: TaskControl) => Promise<T>): Promise<T> {
+    return longTask(what, onProgress, async (loaded, control) => body(await runFor(spec, loaded, what), control));
   }
 
   async function needCapture(r: Run, what: string): Promise<CaptureResult> {
@@ -275,6 +282,12 @@ export function pipelineSession(models: ModelSession, openStore: () => Promise<B
         }));
         return Comlink.transfer(files, files.map((f) => f.bytes.buffer as ArrayBuffer));
       }),
+
+    train: (spec, onProgress, onUpdate) =>
+      longTask('train', onProgress, async (loaded, control) => trainLoaded(loaded, needData('train'), spec, await getStore(), control, onUpdate)),
+
+    trainResumeInfo: (spec) =>
+      models.withModel('trainResumeInfo', async (loaded) => storedTraining(await getStore(), spec, loaded, needData('trainResumeInfo'))),
 
     async cancel() {
       for (const a of running) a.abort();

@@ -3,8 +3,8 @@
 // and checks an AbortSignal between steps, windows and points, only where every recorded GPU command has
 // been submitted and read back, so a cancelled stage leaves nothing half-recorded.
 
-/** The long-running stages; each reports TaskProgress and can be cancelled. */
-export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export';
+/** The long-running stages (and 'train', whole-model training in the worker); each reports TaskProgress and can be cancelled. */
+export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export' | 'train';
 
 export interface TaskProgress {
   stage: TaskStage;

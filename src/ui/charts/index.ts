@@ -4,7 +4,9 @@ export { AccuracyThroughputCurve, type AccuracyThroughputCurveProps } from './Ac
 export { ActivatedParamsCounter, type ActivatedParamsCounterProps } from './ActivatedParamsCounter.tsx';
 export { ChartFrame, type ChartFrameProps } from './ChartFrame.tsx';
 export { ExpertLoadHeatmap, type ExpertLoadHeatmapProps } from './ExpertLoadHeatmap.tsx';
+export { LinePlot, type LinePlotProps, type PlotSeries } from './LinePlot.tsx';
 export { LossChart, type LossChartProps, type LossCurve } from './LossChart.tsx';
 export { PolicyTable, type PolicyTableProps } from './PolicyTable.tsx';
 export { RoutingHistograms, type RoutingHistogramsProps } from './RoutingHistograms.tsx';
 export { SensitivityBars, type SensitivityBarsProps } from './SensitivityBars.tsx';
+export { GradNormChart, LearningRateChart, ThroughputChart, TrainLossChart, type TrainLossChartProps } from './TrainCharts.tsx';

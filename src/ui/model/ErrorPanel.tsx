@@ -14,7 +14,7 @@ export function advise(name: string, message: string, kind: ModelState['sourceKi
   if (name === 'AbortError') {
     return {
       title: 'Loading cancelled',
-      hint: kind === 'files' ? 'Nothing was kept on the GPU. Load the model again when you are ready.' : 'The part already downloaded is kept in this browser: loading the same model again resumes the download from there.',
+      hint: kind === 'files' || kind === 'demo' ? 'Nothing was kept on the GPU. Load the model again when you are ready.' : 'The part already downloaded is kept in this browser: loading the same model again resumes the download from there.',
     };
   }
   if (name === 'GpuLimitError') {
@@ -39,6 +39,9 @@ export function advise(name: string, message: string, kind: ModelState['sourceKi
   }
   if (name === 'TypeError' && /fetch|network/.test(msg)) {
     return { title, hint: 'The server could not be reached from this page. It must allow cross-origin requests (CORS) with Range headers, as huggingface.co does.' };
+  }
+  if (kind === 'demo' && msg.includes('http 404')) {
+    return { title, hint: 'This copy of the workbench is served without its demo model (public/demo-model/, made by npm run train:demo). Load a model of your own instead.' };
   }
   if (name === 'CheckpointError') {
     if (/truncated|shorter|past the end/.test(msg)) {

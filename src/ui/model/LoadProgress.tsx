@@ -17,7 +17,8 @@ export function LoadProgress({ model, onCancel }: { model: ModelState; onCancel(
   const elapsed = model.startedAt === null ? 0 : Math.max(0, now - model.startedAt);
   const total = p?.totalBytes ?? null;
   const pct = p && total ? Math.min(100, (100 * p.loadedBytes) / total) : null;
-  const phases = PHASES.filter((ph) => model.sourceKind !== 'files' || (ph.id !== 'resolve' && ph.id !== 'download')).filter(
+  // local files and the demo model (read in place from this site) are never downloaded first
+  const phases = PHASES.filter((ph) => (model.sourceKind !== 'files' && model.sourceKind !== 'demo') || (ph.id !== 'resolve' && ph.id !== 'download')).filter(
     (ph) => model.sourceKind === 'hub' || ph.id !== 'resolve',
   );
   const at = p ? phases.findIndex((ph) => ph.id === p.phase) : 0;

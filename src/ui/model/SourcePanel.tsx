@@ -11,7 +11,7 @@ export function SourcePanel() {
   const model = useStore((s) => s.model);
   const gpu = useStore((s) => s.gpu);
   const checking = useStore((s) => s.check.status === 'running');
-  const { loadModel, cancelLoad, dismissModelError } = useStore.getState();
+  const { loadModel, loadDemoModel, cancelLoad, dismissModelError } = useStore.getState();
   const loading = model.status === 'loading';
   const blocked = checking ? 'A kernel check is running on the GPU: wait for it to finish (or cancel it) before loading a model.' : null;
 
@@ -55,6 +55,12 @@ export function SourcePanel() {
           <UrlForm disabled={loading || !!blocked} />
           <HubForm disabled={loading || !!blocked} />
         </div>
+        <p className="muted">
+          The workbench opens with its demo model, a small LLaMA that MoEfy trained on the Brown Corpus (<code>npm run train:demo</code>).{' '}
+          <button className="link-btn" disabled={loading || !!blocked} onClick={() => void loadDemoModel()}>
+            Load the demo model
+          </button>
+        </p>
       </div>
       <CacheFoot />
     </section>

@@ -26,6 +26,7 @@ const VERB: Record<TaskStage, string> = {
   evaluate: 'Evaluating dense vs MoE',
   sweep: 'Sweeping converted layers',
   export: 'Exporting',
+  train: 'Training',
 };
 
 /** What to do after the errors a stage can end with (by error name). */
