@@ -28,8 +28,10 @@ usage:
       the dense model as an ONNX graph (opset 17) that onnxruntime runs
 
   moefy run SPEC.json [--model PATH] [--data DIR] [--json]
-      every stage of the spec's method (LaDiMo: capture, construct, distill, profile, route, evaluate)
-      and its metrics; --model and --data override the spec's sources
+      every stage of the spec's method (LaDiMo: capture, construct, distill, profile, route, evaluate;
+      mod: base, LoRA, MoD and MoD + LoRA tuned and scored on arithmetic; dive: FLAP statistics per
+      domain, affinity matrix and clusters, pruned experts and baselines, perplexity per domain before
+      retraining) and its metrics; --model and --data override the spec's sources
   moefy train SPEC.json [--model PATH] [--data DIR] [--json]
       whole-model training (method 'train'): AdamW with clipping and a warm-up + cosine schedule, LoRA
       and freezing by name, held-out loss and perplexity before and after, snapshots in checkpoint.dir
@@ -199,6 +201,11 @@ async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promi
   const paths = [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir'], spec['checkpoint.dir']].filter(Boolean)];
   const log = (msg: string) => console.error(msg);
   if (cmd === 'train' || (cmd === 'run' && spec.method === 'train')) return await trainCommand(spec, file, json_, log);
+  if (cmd === 'run' && spec.method === 'dive') return await diveCommand(spec, json_, log);
+  if (cmd === 'run' && spec.method === 'mod') return await modCommand(spec, json_, log);
+  if (spec.method !== 'ladimo') {
+    throw new UsageError(`${file}: method '${spec.method}' has no moefy ${cmd} yet (${cmd === 'sweep' ? "sweeps are LaDiMo's" : 'its constructions are built and checked; its run and post-training are not'})`);
+  }
   if (cmd === 'sweep') {
     const r = await runTask('sweep', spec, log, paths);
     if (json_) console.log(JSON.stringify({ spec, sweep: r }, null, 2));
@@ -227,6 +234,52 @@ async function trainCommand(spec: RunSpec, file: string, json: boolean, log: (m:
   else {
     console.log(`held-out loss ${m.loss_before.toFixed(4)} → ${m.loss_after.toFixed(4)}, perplexity ${m.ppl_before.toFixed(3)} → ${m.ppl_after.toFixed(3)} after ${m.steps} steps${m.resumed_from !== null ? ` (resumed at ${m.resumed_from})` : ''}`);
     console.log(`${m.params.trainable} of ${m.params.total} parameters trained, ${m.tokens} tokens, ${m.tokens_per_s.toFixed(1)} tokens/s on ${m.device}`);
+  }
+  return 0;
+}
+
+async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('dive', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+  if (json) {
+    console.log(JSON.stringify({ spec, metrics: m }, null, 2));
+    return 0;
+  }
+  // perplexities of pruned models before retraining reach the thousands: keep a space between columns
+  const cell = (v: number) => ` ${v.toFixed(v >= 1000 ? 1 : 3)}`.padStart(9);
+  const short = m.domains.map((_, i) => `${i}`.padStart(9));
+  console.log(`DIVE, ${m.stage}`);
+  console.log(`domains: ${m.domains.map((d, i) => `${i} ${d} (${m.calibration_tokens[i]} calibration, ${m.eval_tokens[i]} held-out tokens)`).join('; ')}`);
+  if (m.affinity) {
+    for (const [title, A] of [['perplexity P_ij (row: pruned with domain i; column: evaluated on domain j)', m.affinity.ppl], ['normalised min_i P_ij / P_ij', m.affinity.normalised], ['Pearson correlation of the normalised rows', m.affinity.correlation]] as const) {
+      console.log(`${title}:\n${' '.repeat(4)}${short.join('')}`);
+      A.forEach((row, i) => console.log(`${String(i).padStart(4)}${row.map(cell).join('')}`));
+    }
+    console.log(`average-linkage merges (distance 1 − r): ${m.affinity.merges.map((g) => `${g.a}+${g.b}@${g.distance.toFixed(3)}`).join(', ')}`);
+  }
+  console.log(`expert clusters (${m.clusters.source}): ${m.clusters.groups.map((g, e) => `${e}: {${g.join(', ')}}`).join('  ')}`);
+  console.log(`perplexity per domain before retraining:\n${' '.repeat(42)}${short.join('')}  geomean`);
+  for (const r of m.models) console.log(`${`${r.name} (${(100 * r.activated_ffn_share).toFixed(1)}% FFN)`.padEnd(42)}${r.ppl.map(cell).join('')}  ${r.ppl_geomean.toFixed(3)}`);
+  console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}`);
+  return 0;
+}
+
+async function modCommand(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('mod', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+  if (json) {
+    console.log(JSON.stringify({ spec, metrics: m }, null, 2));
+    return 0;
+  }
+  console.log(`Mixture-of-Depths ensemble (k ${m.k}: layers ${m.layers.join(', ') || 'none'}, mix ${m.mix}, λ ${m.lambda}); ${m.problems.scored} problems of ${m.problems.source}; prose ${m.prose.domain}`);
+  console.log(`${'variant'.padEnd(10)}${'trainable'.padStart(11)}${'exact match'.padStart(20)}${'prose ppl'.padStart(11)}${'tokens/s'.padStart(10)}`);
+  for (const v of m.variants) {
+    console.log(`${v.variant.padEnd(10)}${String(v.params.trainable).padStart(11)}${`${v.correct}/${v.scored} ${(100 * v.accuracy).toFixed(1)}%`.padStart(20)}${v.ppl_prose.toFixed(3).padStart(11)}${v.tokens_per_s.toFixed(1).padStart(10)}`);
+  }
+  if (m.mod_share_of_lora_params !== null) console.log(`MoD trains ${(100 * m.mod_share_of_lora_params).toFixed(2)}% of LoRA's parameters`);
+  for (const [k, d] of Object.entries(m.accuracy_gain)) console.log(`accuracy ${k}: ${d >= 0 ? '+' : ''}${d.toFixed(1)} points`);
+  for (const v of m.variants) {
+    if (!v.routing) continue;
+    console.log(`${v.variant} router weight per token type (${v.routing.members.join(', ')}):`);
+    for (const [type, r] of Object.entries(v.routing.byType)) if (r.tokens) console.log(`  ${type.padEnd(10)} ${r.mean.map((x) => x.toFixed(3)).join('  ')}  (${r.tokens} tokens)`);
   }
   return 0;
 }

@@ -4,7 +4,8 @@
 // and leaves the K/V caches filled for the next chunk (prefill and decode are the same code).
 //
 // Each layer's FFN is a function slot (`ffn[l]`), dense SwiGLU by default: MoE conversion swaps a
-// layer's FFN block by configuration and never forks this forward.
+// layer's FFN block by configuration and never forks this forward. Likewise each layer's attention output
+// passes an optional gate slot (`attnGate[l]`) before o_proj: an attention MoE sets it.
 import type { Gpu } from '../gpu/device.ts';
 import { GpuLimitError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -48,6 +49,12 @@ export type FfnBlock = (x: Tensor, out: Tensor) => void;
 /** Sees each layer's FFN input x and output f(x) (T, dim) right after the FFN ran; must not write them. */
 export type FfnTap = (layer: number, x: Tensor, fx: Tensor) => void;
 
+/**
+ * An attention MoE's gate (LLaMA-MoE v2, src/methods/llama-moe-v2/attention.ts): reads the layer's normed
+ * input xn (T, dim) and attention output att (T, nHeads, headDim), returns what o_proj reads instead.
+ */
+export type AttnGate = (xn: Tensor, att: Tensor) => Tensor;
+
 // ----------------------------------------------------------------------------------------------- run state
 
 interface RunState {
@@ -80,6 +87,8 @@ export class LlamaModel {
   pos = 0;
   /** Per-layer FFN block; dense SwiGLU unless replaced (MoE conversion). */
   readonly ffn: FfnBlock[];
+  /** Per-layer attention gate; none (dense attention) unless set. */
+  readonly attnGate: (AttnGate | undefined)[];
   readonly chunk: number;
   readonly seqLen: number;
 
@@ -94,6 +103,7 @@ export class LlamaModel {
     this.chunk = s.x.shape[0];
     this.seqLen = s.kCache[0]?.shape[0] ?? 0;
     this.ffn = weights.layers.map((w) => (x, out) => this.denseFfn(w, x, out));
+    this.attnGate = weights.layers.map(() => undefined);
   }
 
   /** Puts layer l's dense SwiGLU FFN back in its slot (undoes a MoE conversion). */
@@ -221,7 +231,8 @@ export class LlamaModel {
       rope(k, { pos0: this.pos, theta: c.ropeTheta, interleaved });
       writeKv(s.kCache[l], s.vCache[l], k, v, this.pos);
       attention(q, s.kCache[l], s.vCache[l], { past: this.pos, out: att });
-      matmul(att.view([T, c.nHeads * c.headDim]), L.o_proj, { transB: true, out: x, accumulate: true });
+      const attOut = this.attnGate[l]?.(xn, att) ?? att;
+      matmul(attOut.view([T, c.nHeads * c.headDim]), L.o_proj, { transB: true, out: x, accumulate: true });
 
       // ---- feed-forward: x = x + ffn(norm(x))
       rmsNorm(x, L.post_attention_layernorm, { eps: c.normEps, out: xn });

@@ -18,6 +18,15 @@ import { moeBlockChecks } from '../moe/block.check.ts';
 import { captureChecks } from '../methods/ladimo/capture.check.ts';
 import { qwen2moeChecks } from '../model/qwen2moe.check.ts';
 import { trainChecks } from '../train/train.check.ts';
+import { trainMoeChecks } from '../train/moe.check.ts';
+import { momentsChecks } from './moments.check.ts';
+import { moeBiasChecks } from './moe-bias.check.ts';
+import { diveChecks } from '../methods/dive/dive.check.ts';
+import { modMixChecks } from './mod-mix.check.ts';
+import { ensembleChecks } from '../methods/mod/ensemble.check.ts';
+import { neuronStatsChecks } from './neuron-stats.check.ts';
+import { headGateChecks } from './head-gate.check.ts';
+import { llamaMoeV2Checks } from '../methods/llama-moe-v2/identity.check.ts';
 
 export const allChecks: CheckCase[] = [
   ...matmulChecks,
@@ -38,6 +47,15 @@ export const allChecks: CheckCase[] = [
   ...captureChecks,
   ...qwen2moeChecks,
   ...trainChecks,
+  ...trainMoeChecks,
+  ...momentsChecks,
+  ...moeBiasChecks,
+  ...diveChecks,
+  ...modMixChecks,
+  ...ensembleChecks,
+  ...neuronStatsChecks,
+  ...headGateChecks,
+  ...llamaMoeV2Checks,
 ];
 
 export interface CheckSelection {

@@ -13,7 +13,7 @@ import { trainTokens } from './data.ts';
 import { releaseTrainModel, trainModel } from './llama-train.ts';
 import { patternList } from './params.ts';
 import type { Param } from './tape.ts';
-import { train, type EvalPoint, type StepPoint, type TrainProgress } from './trainer.ts';
+import { train, type EvalPoint, type StepPoint, type TrainOptions, type TrainProgress } from './trainer.ts';
 
 export interface TrainMetrics {
   params: { total: number; trainable: number };
@@ -39,12 +39,19 @@ export interface TrainMetrics {
   device: string;
 }
 
-/** Fields that change nothing a snapshot holds: where files go, and how often the loop reads back. */
-const NEUTRAL = new Set<SpecKey>(['checkpoint.dir', 'export.dir', 'train.checkpointEvery', 'train.logEvery']);
+/** Fields that change nothing a snapshot holds: how often the loop reads back and snapshots. */
+const NEUTRAL = new Set<SpecKey>(['train.checkpointEvery', 'train.logEvery']);
+/** train.* fields of LaDiMo's layer-wise distillation, which whole-model training does not read. */
+const DISTILL_ONLY = new Set<SpecKey>(['train.alpha', 'train.topK', 'train.normTopK', 'train.heldOut']);
 
-/** What a run's snapshots depend on: every other field of the spec. */
+/**
+ * What a run's snapshots depend on: the sources, the seed, the held-out windows and the training fields.
+ * An allow-list, so that other methods' fields never make a snapshot "another run's".
+ */
 export function trainIdentity(spec: RunSpec): Record<string, unknown> {
-  return Object.fromEntries(FIELDS.filter((f) => !NEUTRAL.has(f.key)).map((f) => [f.key, spec[f.key]]));
+  const reads = (k: SpecKey) => ['model', 'tokenizer', 'data', 'seed', 'eval.maxWindows'].includes(k) ||
+    (k.startsWith('train.') && !NEUTRAL.has(k) && !DISTILL_ONLY.has(k));
+  return Object.fromEntries(FIELDS.filter((f) => reads(f.key)).map((f) => [f.key, spec[f.key]]));
 }
 
 /** Sequences per step: train.batchTokens / train.seqLen, which must divide. */
@@ -52,6 +59,21 @@ export function microBatches(spec: RunSpec): number {
   const n = spec['train.batchTokens'] / spec['train.seqLen'];
   if (!Number.isInteger(n)) throw new Error(`train.batchTokens: ${spec['train.batchTokens']} is not a multiple of train.seqLen ${spec['train.seqLen']} (a step is whole sequences)`);
   return n;
+}
+
+/** The loop's settings from the spec's train.* fields (methods that train through train() share them). */
+export function loopOptions(spec: RunSpec): Omit<TrainOptions, 'teacher' | 'objective' | 'resume' | 'onCheckpoint' | 'onProgress' | 'signal'> {
+  return {
+    steps: spec['train.steps'],
+    seqLen: spec['train.seqLen'],
+    microBatches: microBatches(spec),
+    schedule: { kind: spec['train.schedule'], lr: spec['train.lr'], warmup: spec['train.warmup'], minLrRatio: spec['train.minLr'] },
+    adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: spec['train.weightDecay'], clip: spec['train.clip'] },
+    evalEvery: spec['train.evalEvery'],
+    logEvery: spec['train.logEvery'],
+    checkpointEvery: spec['train.checkpointEvery'],
+    seed: spec.seed,
+  };
 }
 
 export async function trainTask(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO, signal?: AbortSignal): Promise<TrainMetrics> {
@@ -90,15 +112,7 @@ export async function trainTask(gpu: Gpu, spec: RunSpec, progress: (m: string) =
     const bytes: number[] = [];
     const print = throttle(progress, 5000);
     const r = await train(m, tokens, {
-      steps: spec['train.steps'],
-      seqLen,
-      microBatches: M,
-      schedule: { kind: spec['train.schedule'], lr: spec['train.lr'], warmup: spec['train.warmup'], minLrRatio: spec['train.minLr'] },
-      adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: spec['train.weightDecay'], clip: spec['train.clip'] },
-      evalEvery: spec['train.evalEvery'],
-      logEvery: spec['train.logEvery'],
-      checkpointEvery: spec['train.checkpointEvery'],
-      seed: spec.seed,
+      ...loopOptions(spec),
       teacher: teacher && { model: teacher, klWeight: spec['train.klWeight'] },
       resume: resume ?? undefined,
       onCheckpoint: dir ? (s) => saveSnapshot(io, dir, s, identity) : undefined,
@@ -131,7 +145,7 @@ async function loadTeacher(gpu: Gpu, spec: RunSpec, seqLen: number, io: HostIO):
 }
 
 /** A text line per progress report, at most every `ms` (and always the last). */
-function throttle(line: (m: string) => void, ms: number): (p: TrainProgress) => void {
+export function throttle(line: (m: string) => void, ms: number): (p: TrainProgress) => void {
   let last = -Infinity;
   return (p) => {
     const now = performance.now();

@@ -10,7 +10,7 @@ import type { LlamaModel } from '../model/llama.ts';
 import { reduceAll } from '../ops/reduce.ts';
 import { throwIfAborted } from '../methods/ladimo/progress.ts';
 import { WindowSampler, type TrainTokens } from './data.ts';
-import { sequenceLoss, type TrainModel } from './llama-train.ts';
+import { sequenceLoss, type Sequence, type SequenceLossOptions, type TrainModel } from './llama-train.ts';
 import { AdamW, learningRate, type AdamWOptions, type Schedule } from './optim.ts';
 
 export interface TrainOptions {
@@ -31,12 +31,23 @@ export interface TrainOptions {
   seed: number;
   /** distillation: the objective is (1 − klWeight)·CE + klWeight·KL(teacher ‖ student) */
   teacher?: { model: LlamaModel; klWeight: number };
+  /**
+   * An objective other than the model's own next-token loss (the Mixture-of-Depths ensemble,
+   * methods/mod): `loss` records one sequence as sequenceLoss does, and a step minimises
+   * weights.ce·CE + weights.kl·KL per token, its KL logged as a teacher's is.
+   */
+  objective?: Objective;
   /** where an interrupted run stopped; the parameters are restored from it */
   resume?: TrainSnapshot;
   onCheckpoint?: (s: TrainSnapshot) => Promise<void>;
   onProgress?: (p: TrainProgress) => void;
   /** checked after each run of steps; aborting saves a snapshot (with onCheckpoint) and rejects with an AbortError */
   signal?: AbortSignal;
+}
+
+export interface Objective {
+  loss: (m: TrainModel, s: Sequence, o: SequenceLossOptions) => void;
+  weights: { ce: number; kl: number };
 }
 
 /** One optimizer step, after `step` updates. */
@@ -116,10 +127,13 @@ export async function train(m: TrainModel, tokens: TrainTokens, o: TrainOptions)
   const gpu = params[0].value.gpu;
   const schedule: Schedule = { ...o.schedule, steps };
   const opt = new AdamW(gpu, params, o.adamw);
-  const b = new Buffers(gpu, T, M, L, tokens.valid.length, !!teacher);
+  if (teacher && o.objective) throw new Error('train: a teacher and an objective of its own exclude each other');
+  const lossOf = o.objective?.loss ?? sequenceLoss;
+  const b = new Buffers(gpu, T, M, L, tokens.valid.length, !!teacher || !!o.objective);
   const sampler = new WindowSampler(tokens.train, T + 1, o.seed);
   const klWeight = teacher?.klWeight ?? 0;
-  const ceScale = (1 - klWeight) / (M * T), klScale = klWeight / (M * T);
+  const weights = o.objective?.weights ?? { ce: 1 - klWeight, kl: klWeight };
+  const ceScale = weights.ce / (M * T), klScale = weights.kl / (M * T);
   const state: TrainState = o.resume
     ? { step: o.resume.step, windowsDrawn: o.resume.windowsDrawn, curve: [...o.resume.curve], evals: [...o.resume.evals], seconds: o.resume.seconds }
     : { step: 0, windowsDrawn: 0, curve: [], evals: [], seconds: 0 };
@@ -131,7 +145,7 @@ export async function train(m: TrainModel, tokens: TrainTokens, o: TrainOptions)
       for (let w = 0; w < tokens.valid.length; w++) {
         gpu.copyRows(b.evalIds, w, b.ids.view([1, T]));
         gpu.copyRows(b.evalTargets, w, b.targets.view([1, T]));
-        sequenceLoss(m, { ids: b.ids, targets: b.targets }, { train: false, ceScale: 0, klScale: 0, out: { ce: b.evalCe, offset: w * T } });
+        lossOf(m, { ids: b.ids, targets: b.targets }, { train: false, ceScale: 0, klScale: 0, out: { ce: b.evalCe, offset: w * T } });
       }
       reduceAll(b.evalCe, 'mean', { out: b.evalMean });
       const [loss] = await b.evalMean.read();
@@ -153,7 +167,7 @@ export async function train(m: TrainModel, tokens: TrainTokens, o: TrainOptions)
           gpu.copyRows(b.runTargets, i * M + j, b.targets.view([1, T]));
           // the teacher's logits [T, vocab] stay valid until its next forward, after this sequence's loss
           const teacherLogits = teacher && (teacher.model.reset(), teacher.model.forward(Array.from(windows[i * M + j].subarray(0, T))));
-          sequenceLoss(m, { ids: b.ids, targets: b.targets, teacherLogits }, { train: true, ceScale, klScale, out: { ce: b.stepCe, kl: b.stepKl ?? undefined, offset: j * T } });
+          lossOf(m, { ids: b.ids, targets: b.targets, teacherLogits }, { train: true, ceScale, klScale, out: { ce: b.stepCe, kl: b.stepKl ?? undefined, offset: j * T } });
         }
         // log row i: mean CE, mean KL, gradient norm, clip coefficient
         reduceAll(b.stepCe, 'mean', { out: b.mean });
@@ -171,7 +185,7 @@ export async function train(m: TrainModel, tokens: TrainTokens, o: TrainOptions)
       state.seconds += seconds;
       for (let i = 0; i < run; i++) {
         const point: StepPoint = { step: state.step + i + 1, loss: log[4 * i], lr: lrs[i], gradNorm: log[4 * i + 2] };
-        if (teacher) point.kl = log[4 * i + 1];
+        if (b.stepKl) point.kl = log[4 * i + 1];
         if (!Number.isFinite(point.loss) || !Number.isFinite(point.gradNorm)) {
           throw new Error(`train: the loss diverged at step ${point.step} (loss ${point.loss}, gradient norm ${point.gradNorm}); lower train.lr or clip the gradient norm (train.clip)`);
         }

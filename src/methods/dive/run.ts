@@ -1,0 +1,177 @@
+// DIVE (arXiv 2506.09351) for the CLI, its construction half: FLAP statistics per domain (importance.ts)
+// → domain affinity mining (affinity.ts, cluster.ts) → pruning-based expert reconstruction and MoE
+// assembly with fresh noisy top-k routers (construct.ts) for each k/N configuration, beside the
+// baselines built the same way (FLAP alone, LLaMA-MoE's random split, DIVE without affinity mining) →
+// perplexity per domain of each (evaluate.ts). The paper's two retraining stages (router training, then
+// LoRA on the experts with the norms) are not part of this stage: every perplexity here is before them.
+import type { Gpu } from '../../gpu/device.ts';
+import type { HostIO } from '../../cli/io.ts';
+import { Rng } from '../../data/rng.ts';
+import { evalWindows } from '../../eval/perplexity.ts';
+import { openCheckpoint } from '../../model/load.ts';
+import { LlamaModel } from '../../model/llama.ts';
+import { MAX_TOP_K } from '../../ops/moe.ts';
+import { SpecError, type RunSpec } from '../../state/spec.ts';
+import type { DenseFfn } from '../ladimo/construct.ts';
+import { textDataFromFiles, type TextData, type TextDomain } from '../ladimo/data.ts';
+import { affinityMatrix } from './affinity.ts';
+import { clusterDomains, labelClusters, type Merge } from './cluster.ts';
+import { clusterLayer, flapLayer, freshRouter, randomLayer, type ConstructedLayer } from './construct.ts';
+import { pplPerDomain } from './evaluate.ts';
+import { channelStats, keptCount, poolStats, type ChannelStats } from './importance.ts';
+
+export const BEFORE_RETRAINING = 'construction only: every perplexity is before retraining (DIVE\'s router training and expert LoRA stages are not part of this run)';
+
+export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
+
+export interface DiveModelRow {
+  /** e.g. 'DIVE 1/8', 'FLAP 50%' */
+  name: string;
+  construction: DiveConstruction;
+  experts: number;
+  top_k: number;
+  /** channels each expert keeps per layer */
+  kept_channels: number;
+  /** share of the dense FFN's channels a token activates: top_k · kept_channels / I */
+  activated_ffn_share: number;
+  /** perplexity per domain, in `domains` order */
+  ppl: number[];
+  /** exp(mean log ppl) over the domains */
+  ppl_geomean: number;
+}
+
+export interface DiveMetrics {
+  stage: typeof BEFORE_RETRAINING;
+  domains: string[];
+  /** calibration tokens of each domain */
+  calibration_tokens: number[];
+  /** predicted held-out tokens of each domain */
+  eval_tokens: number[];
+  /** the affinity matrix and what comes of it; null when dive.clusters is 'labels' */
+  affinity: { ppl: number[][]; normalised: number[][]; correlation: number[][]; merges: Merge[] } | null;
+  /** the domains of each expert of the DIVE models */
+  clusters: { source: RunSpec['dive.clusters']; groups: string[][] };
+  /** the grouping by name of the ablation (the same as clusters when the source is 'labels') */
+  label_clusters: string[][];
+  models: DiveModelRow[];
+  seconds: { calibration: number; affinity: number; construction: number };
+}
+
+/** k of each configuration in dive.topK, checked against the experts and the kernel's limit. */
+export function diveTopKs(spec: RunSpec): number[] {
+  const field = 'dive.topK';
+  const ks = spec[field].split(',').map((s) => Number(s.trim()));
+  for (const k of ks) {
+    if (!Number.isInteger(k) || k < 1 || k > Math.min(MAX_TOP_K, spec['dive.experts'])) {
+      throw new SpecError(field, `'${spec[field]}' names k = ${k}; each k must be an integer in 1..${Math.min(MAX_TOP_K, spec['dive.experts'])} (at most dive.experts and ${MAX_TOP_K})`);
+    }
+  }
+  return [...new Set(ks)].sort((a, b) => a - b);
+}
+
+function diveDomains(data: TextData, spec: RunSpec): TextDomain[] {
+  const field = 'calibration.domains';
+  if (spec[field] === 'all') return data.domains;
+  return spec[field].split(',').map((name) => {
+    const d = data.domains.find((x) => x.name === name.trim());
+    if (!d) throw new SpecError(field, `no domain '${name.trim()}' in ${data.label} (domains: ${data.domains.map((x) => x.name).join(', ')})`);
+    return d;
+  });
+}
+
+const geomean = (v: readonly number[]) => Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length);
+const rows = (A: Float64Array, D: number) => Array.from({ length: D }, (_, i) => Array.from(A.subarray(i * D, (i + 1) * D)));
+
+export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<DiveMetrics> {
+  const N = spec['dive.experts'];
+  const ratio = spec['dive.keptRatio'];
+  const ks = diveTopKs(spec);
+  const files = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
+  const ckpt = await openCheckpoint(files);
+  const domains = diveDomains(await textDataFromFiles(await io.open([spec.data]), spec.data), spec);
+  const D = domains.length;
+  if (N > D) throw new SpecError('dive.experts', `${N} experts need at least ${N} calibration domains to cluster, ${D} given (calibration.domains)`);
+  const model = await LlamaModel.load(gpu, ckpt.weights);
+  try {
+    const c = ckpt.config;
+    const window = Math.min(spec['eval.window'], model.seqLen);
+    const tok = ckpt.tokenizer;
+
+    // ---- data: calibration windows from each domain's training text, evaluation windows from its held-out text
+    const calib: number[][][] = [];
+    const evals: number[][][] = [];
+    for (const d of domains) {
+      calib.push(evalWindows(await d.text('train'), tok, window, Math.ceil(spec['dive.calibTokens'] / window)));
+      evals.push(evalWindows(await d.text('valid'), tok, window, spec['dive.evalWindows']));
+      if (!calib.at(-1)!.length || !evals.at(-1)!.length) throw new Error(`${d.name}: fewer than ${window} tokens of ${calib.at(-1)!.length ? 'held-out' : 'training'} text (eval.window)`);
+    }
+
+    // ---- FLAP statistics of every layer on every domain (one dense pass per domain)
+    let t0 = performance.now();
+    const stats: ChannelStats[][] = [];
+    for (const [i, d] of domains.entries()) {
+      stats.push(await channelStats(model, calib[i], spec['dive.calibTokens']));
+      progress(`calibration: ${d.name}, ${stats[i][0].n} tokens through ${c.nLayers} layers`);
+    }
+    const all = Array.from({ length: c.nLayers }, (_, l) => poolStats(stats.map((s) => s[l])));
+    const calibrationSeconds = (performance.now() - t0) / 1000;
+    const ffns: DenseFfn[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const w = (n: string) => ckpt.weights.read(`model.layers.${l}.mlp.${n}.weight`);
+      ffns.push({ H: c.dim, I: c.hiddenDim, gate_proj: await w('gate_proj'), up_proj: await w('up_proj'), down_proj: await w('down_proj') });
+    }
+
+    // ---- domain affinity mining: prune with each domain, evaluate on each, cluster
+    t0 = performance.now();
+    let affinity: DiveMetrics['affinity'] = null;
+    const byLabels = labelClusters(D, N);
+    let labels = byLabels;
+    if (spec['dive.clusters'] === 'mined') {
+      const P = await affinityMatrix(model, ffns, stats, ratio, evals, (i, row) =>
+        progress(`affinity: pruned with ${domains[i].name} (${i + 1}/${D}): ppl ${row.map((p) => p.toFixed(2)).join(' ')}`));
+      const cl = clusterDomains(P, D, N);
+      labels = cl.labels;
+      affinity = { ppl: rows(P, D), normalised: rows(cl.normalised, D), correlation: rows(cl.correlation, D), merges: cl.merges };
+    }
+    const affinitySeconds = (performance.now() - t0) / 1000;
+    const groups = (lab: number[]) => Array.from({ length: N }, (_, e) => domains.filter((_, d) => lab[d] === e).map((x) => x.name));
+    progress(`clusters (${spec['dive.clusters']}): ${groups(labels).map((g) => `{${g.join(', ')}}`).join(' ')}`);
+
+    // ---- constructions, each evaluated on every domain
+    t0 = performance.now();
+    const models: DiveModelRow[] = [];
+    const evaluate = async (name: string, construction: DiveConstruction, layers: ConstructedLayer[] | null, experts: number, k: number, kept: number) => {
+      const ppl = await pplPerDomain(model, layers, evals);
+      models.push({ name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl) });
+      progress(`${name}: ppl ${ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(ppl).toFixed(3)})`);
+    };
+    await evaluate('dense', 'dense', null, 1, 1, c.hiddenDim);
+    await evaluate(`FLAP ${(100 * ratio).toFixed(0)}%`, 'flap', ffns.map((f, l) => flapLayer(f, all[l], ratio)), 1, 1, keptCount(c.hiddenDim, ratio));
+    for (const k of ks) {
+      const r = ratio / k;
+      const kept = keptCount(c.hiddenDim, r);
+      // the same fresh routers for every construction of one k/N, so only the experts differ
+      const router = (l: number) => freshRouter(N, c.dim, spec['dive.routerNoise'], spec.seed * 7919 + k * 131 + l);
+      const variants: [string, DiveConstruction, number[]][] = [[`DIVE ${k}/${N}`, 'dive', labels]];
+      if (spec['dive.clusters'] === 'mined') variants.push([`DIVE w/o affinity mining ${k}/${N}`, 'dive-labels', byLabels]);
+      for (const [name, kind, lab] of variants) {
+        await evaluate(name, kind, ffns.map((f, l) => clusterLayer(f, stats.map((s) => s[l]), lab, r, k, router(l))), N, k, kept);
+      }
+      const rng = new Rng(spec.seed * 7919 + k);
+      await evaluate(`random split (LLaMA-MoE) ${k}/${N}`, 'random', ffns.map((f, l) => randomLayer(f, all[l], N, r, k, router(l), rng)), N, k, kept);
+    }
+    return {
+      stage: BEFORE_RETRAINING,
+      domains: domains.map((d) => d.name),
+      calibration_tokens: stats.map((s) => s[0].n),
+      eval_tokens: evals.map((w) => w.reduce((s, x) => s + x.length - 1, 0)),
+      affinity,
+      clusters: { source: spec['dive.clusters'], groups: groups(labels) },
+      label_clusters: groups(byLabels),
+      models,
+      seconds: { calibration: calibrationSeconds, affinity: affinitySeconds, construction: (performance.now() - t0) / 1000 },
+    };
+  } finally {
+    model.release();
+  }
+}

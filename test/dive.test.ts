@@ -1,0 +1,143 @@
+// DIVE (arXiv 2506.09351), construction half: the affinity-mining math against hand-computed float64
+// cases, FLAP's scores, pruning, bias and pooled statistics on small exact cases, the GPU identities
+// (src/methods/dive/dive.check.ts: 100% kept = dense logits; bias compensation keeps the mean output),
+// and a reduced run on stories260K with three domains, the same twice for one seed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { runTask } from '../src/cli/host.ts';
+import { parseSpec } from '../src/state/spec.ts';
+import { averageLinkage, clusterDomains, cutTree, labelClusters, normaliseAffinity, pearsonRows } from '../src/methods/dive/cluster.ts';
+import { compensationBias, flapScores, keptCount, poolStats, topChannels, variance, type ChannelStats } from '../src/methods/dive/importance.ts';
+import { columnMomentsRef } from '../src/ops/moments.ref.ts';
+import type { DiveMetrics } from '../src/methods/dive/run.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
+const skip = existsSync(shared) ? false : `test assets not found at ${shared} (../shared beside the repo)`;
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-12) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `[${i}]: ${a[i]} vs ${b[i]}`);
+};
+
+test('affinity normalisation: each column divided into its best (lowest) perplexity', () => {
+  close(normaliseAffinity([2, 8, 4, 4], 2), [1, 0.5, 0.5, 1]);
+  assert.throws(() => normaliseAffinity([1, 0, 1, 1], 2), /entry \(0, 1\) is 0/);
+  assert.throws(() => normaliseAffinity([1, 2, 3], 2), /expected 2×2/);
+});
+
+test('Pearson correlation between rows, hand-computed', () => {
+  // [1,2,3]~[2,4,6]: 1; [1,2,3]~[3,2,1]: −1; [1,0,0]~[0,1,0]: (−1/3)/(6/9) = −0.5; a constant row: 0
+  const R = pearsonRows([1, 2, 3, 2, 4, 6, 3, 2, 1], 3, 3);
+  close(R, [1, 1, -1, 1, 1, -1, -1, -1, 1]);
+  close(pearsonRows([1, 0, 0, 0, 1, 0, 5, 5, 5], 3, 3), [1, -0.5, 0, -0.5, 1, 0, 0, 0, 1]);
+});
+
+test('average linkage: merge order, mean member distances, the tie rule, the cut', () => {
+  const points = [0, 1, 5, 6.5];
+  const dist = points.flatMap((x) => points.map((y) => Math.abs(x - y)));
+  // {0,1} at 1, {5,6.5} at 1.5, then mean(5, 6.5, 4, 5.5) = 5.25
+  assert.deepEqual(averageLinkage(dist, 4), [
+    { a: 0, b: 1, distance: 1, size: 2 },
+    { a: 2, b: 3, distance: 1.5, size: 2 },
+    { a: 4, b: 5, distance: 5.25, size: 4 },
+  ]);
+  assert.deepEqual(cutTree(averageLinkage(dist, 4), 4, 2), [0, 0, 1, 1]);
+  assert.deepEqual(cutTree(averageLinkage(dist, 4), 4, 4), [0, 1, 2, 3]);
+  assert.deepEqual(cutTree(averageLinkage(dist, 4), 4, 1), [0, 0, 0, 0]);
+  // 0–1 and 1–2 tie at 1: the pair with the lower first member merges; then {0,1}–2 = (2 + 1)/2
+  const line = [0, 1, 2].flatMap((x) => [0, 1, 2].map((y) => Math.abs(x - y)));
+  assert.deepEqual(averageLinkage(line, 3), [{ a: 0, b: 1, distance: 1, size: 2 }, { a: 2, b: 3, distance: 1.5, size: 3 }]);
+  // clusters are numbered by their first domain, whatever order the merges came in
+  const far = [10, 0, 0.5, 10.2];
+  assert.deepEqual(cutTree(averageLinkage(far.flatMap((x) => far.map((y) => Math.abs(x - y))), 4), 4, 2), [0, 1, 1, 0]);
+  assert.throws(() => cutTree([], 3, 4), /cannot cut 3 domains into 4 clusters/);
+});
+
+test('clustering a perplexity matrix is deterministic, and by labels is contiguous by name', () => {
+  // domains 0,1 prune alike (both best on 0,1), 2,3 alike (both best on 2,3)
+  const P = [10, 12, 30, 31, 11, 10, 29, 30, 30, 33, 10, 11, 31, 30, 11, 10];
+  const a = clusterDomains(P, 4, 2);
+  const b = clusterDomains(Float64Array.from(P), 4, 2);
+  assert.deepEqual(a.labels, [0, 0, 1, 1]);
+  assert.deepEqual(a, b);
+  for (let j = 0; j < 4; j++) assert.equal(Math.max(...[0, 1, 2, 3].map((i) => a.normalised[i * 4 + j])), 1);
+  assert.deepEqual(labelClusters(17, 8), [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]);
+  assert.deepEqual(labelClusters(3, 3), [0, 1, 2]);
+  assert.throws(() => labelClusters(2, 3), /cannot group 2 domains into 3 clusters/);
+});
+
+test('FLAP: scores Var·‖W_down[:, j]‖², the top channels, the compensation bias, pooled statistics', () => {
+  // X [4 tokens, 3 channels]; W_down [H = 2, I = 3]
+  const X = [1, 0, 2, 3, 0, 2, 5, 1, 2, 7, 1, 2];
+  const { mean, m2 } = columnMomentsRef(X, 4, 3);
+  const s: ChannelStats = { n: 4, mean, m2 };
+  close(mean, [4, 0.5, 2]);
+  close(variance(s), [20 / 3, 1 / 3, 0]);
+  const W = Float32Array.from([1, 2, 3, 1, 0, 4]);
+  close(flapScores(s, W, 2, 3), [(20 / 3) * 2, (1 / 3) * 4, 0]);
+  assert.deepEqual(topChannels([5, 1, 5, 0], 2), [0, 2]);
+  assert.deepEqual(topChannels([1, 3, 2], 1), [1]);
+  // channels 1 and 2 pruned: b = W[:,1]·0.5 + W[:,2]·2 = (2·0.5 + 3·2, 0·0.5 + 4·2)
+  close(compensationBias(W, 2, 3, [0], mean), [7, 8]);
+  close(compensationBias(W, 2, 3, [0, 1, 2], mean), [0, 0]);
+  assert.equal(keptCount(688, 0.5), 344);
+  assert.equal(keptCount(688, 0.25), 172);
+  assert.equal(keptCount(3, 0.01), 1);
+  assert.throws(() => keptCount(10, 0), /kept ratio must be in \(0, 1\]/);
+  // pooled statistics equal the statistics of the concatenated tokens
+  const parts = [X.slice(0, 3), X.slice(3, 9), X.slice(9)].map((x) => ({ n: x.length / 3, ...columnMomentsRef(x, x.length / 3, 3) }));
+  const pooled = poolStats(parts);
+  assert.equal(pooled.n, 4);
+  close(pooled.mean, mean);
+  close(pooled.m2, m2);
+});
+
+test('GPU identities: channel statistics, 100% kept = dense logits, bias compensation keeps the mean output', async () => {
+  const { device, reports } = await runTask('kernelsCheck', { seed: 20261122, filter: ['dive ', 'moments ', 'moe-bias '] });
+  assert.ok(reports.length >= 9, `${reports.length} checks ran`);
+  for (const r of reports) assert.ok(r.ok, `${r.name}: ${r.err} > ${r.tol} on ${device} ${JSON.stringify(r.outputs)}${r.error ?? ''}`);
+});
+
+function spec() {
+  const s = parseSpec(JSON.parse(readFileSync(`${root}/examples/dive-stories260K-tiny.json`, 'utf8')));
+  return { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus` };
+}
+
+const run = () => {
+  const s = spec();
+  return runTask('dive', s, () => {}, [s.model, s.tokenizer, s.data]);
+};
+
+test('DIVE reduced run on stories260K: affinity matrix, clusters, every construction; the same twice', { skip }, async () => {
+  const m: DiveMetrics = await run();
+  const D = 3;
+  assert.deepEqual(m.domains, ['brown-fiction', 'code', 'math']);
+  assert.match(m.stage, /before retraining/);
+  assert.ok(m.calibration_tokens.every((n) => n === 256), `calibration tokens ${m.calibration_tokens}`);
+  const A = m.affinity!;
+  for (const M of [A.ppl, A.normalised, A.correlation]) assert.ok(M.length === D && M.every((r) => r.length === D && r.every(Number.isFinite)));
+  for (let j = 0; j < D; j++) assert.equal(Math.max(...A.normalised.map((r) => r[j])), 1);
+  for (let i = 0; i < D; i++) assert.equal(A.correlation[i][i], 1);
+  assert.equal(A.merges.length, D - 1);
+  assert.equal(m.clusters.groups.length, 2);
+  assert.deepEqual(m.clusters.groups.flat().sort(), m.domains);
+  assert.ok(m.clusters.groups.every((g) => g.length > 0));
+  assert.deepEqual(m.label_clusters, [['brown-fiction', 'code'], ['math']]);
+  assert.deepEqual(m.models.map((r) => r.name), [
+    'dense', 'FLAP 50%',
+    'DIVE 1/2', 'DIVE w/o affinity mining 1/2', 'random split (LLaMA-MoE) 1/2',
+    'DIVE 2/2', 'DIVE w/o affinity mining 2/2', 'random split (LLaMA-MoE) 2/2',
+  ]);
+  const I = 172; // stories260K hidden_dim
+  for (const r of m.models.slice(1)) {
+    assert.ok(Math.abs(r.activated_ffn_share - 0.5) <= 1 / I, `${r.name} activates ${r.activated_ffn_share}`);
+    assert.ok(r.ppl.length === D && r.ppl.every((p) => Number.isFinite(p) && p > 1), `${r.name}: ${r.ppl}`);
+  }
+  const [dense, flap] = m.models;
+  assert.ok(flap.ppl_geomean > dense.ppl_geomean, `pruning half of every FFN costs perplexity: ${flap.ppl_geomean} vs dense ${dense.ppl_geomean}`);
+  const again = await run();
+  assert.deepEqual({ ...again, seconds: null }, { ...m, seconds: null });
+});

@@ -1,0 +1,148 @@
+// LLaMA-MoE v2 (arXiv 2411.15708) construction (src/methods/llama-moe-v2/): the shared expert takes the
+// most-used neurons, vanilla and residual MLP MoE with every expert active at the zero router's weight 1/N
+// equal the dense FFN in float64 (and do not without the scale factor N), the gate-row clustering recovers
+// planted neuron groups, the three router initialisations. On the GPU (identity.check.ts and the kernel
+// checks, run through `kernels check`): the neuron statistics, the head gate and the captured attention
+// inputs against float64; every layer converted to a vanilla or a residual MLP MoE, or to an attention MoE
+// (alone and with the residual MLP MoE), all experts active, reproduces the dense model's logits ≤ 1e-4;
+// the training forward over the constructed layers equals the inference forward.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../src/data/rng.ts';
+import { runTask } from '../src/cli/host.ts';
+import { defaultSpec } from '../src/state/spec.ts';
+import { expertRef, ffnRef, initRouter, type DenseFfn } from '../src/methods/ladimo/construct.ts';
+import { activatedShare, constructMlpMoe, mostUsedNeurons, partitionNeurons, type MlpMoe } from '../src/methods/llama-moe-v2/construct.ts';
+import { initRouterV2 } from '../src/methods/llama-moe-v2/router.ts';
+import type { NeuronStats } from '../src/methods/llama-moe-v2/stats.ts';
+
+function randomFfn(H: number, I: number, seed: number): DenseFfn {
+  const rng = new Rng(seed);
+  return { H, I, gate_proj: rng.normals(I * H, 0.5), up_proj: rng.normals(I * H, 0.5), down_proj: rng.normals(H * I, 0.5) };
+}
+
+function randomStats(I: number, seed: number): NeuronStats {
+  const rng = new Rng(seed);
+  return { n: 100, threshold: 0.1, frequency: Float64Array.from({ length: I }, () => rng.int(101) / 100), magnitude: Float64Array.from({ length: I }, () => rng.uniform()) };
+}
+
+/** Max over tokens of |shared(x) + Σ_e (1/N)·expert_e(x) − f(x)| / max |f(x)|, in float64. */
+function identityError(ffn: DenseFfn, moe: MlpMoe, X: Float32Array): number {
+  const N = moe.experts.nExperts;
+  let err = 0;
+  for (let t = 0; t < X.length / ffn.H; t++) {
+    const x = X.subarray(t * ffn.H, (t + 1) * ffn.H);
+    const dense = ffnRef(ffn, x);
+    const y = moe.shared ? ffnRef(moe.shared, x) : new Float64Array(ffn.H);
+    for (let e = 0; e < N; e++) expertRef(moe.experts, e, x).forEach((v, h) => (y[h] += v / N));
+    const scale = Math.max(...dense.map(Math.abs));
+    for (let h = 0; h < ffn.H; h++) err = Math.max(err, Math.abs(y[h] - dense[h]) / scale);
+  }
+  return err;
+}
+
+test('shared expert: the most-used neurons by frequency (ties by magnitude) or by magnitude', () => {
+  const stats: NeuronStats = { n: 10, threshold: 1, frequency: Float64Array.of(0.1, 0.5, 0.5, 0.9, 0.2), magnitude: Float64Array.of(1, 2, 3, 0, 2.5) };
+  assert.deepEqual(mostUsedNeurons(stats, 2), [2, 3]);
+  assert.deepEqual(mostUsedNeurons(stats, 3), [1, 2, 3]);
+  assert.deepEqual(mostUsedNeurons(stats, 2, 'magnitude'), [2, 4]);
+  assert.throws(() => mostUsedNeurons(stats, 6), /shared neurons: expected an integer in \[0, 5\], got 6/);
+});
+
+for (const [kind, N, S] of [['vanilla', 4, 0], ['vanilla', 6, 0], ['residual', 8, 11], ['residual', 6, 13]] as const) {
+  test(`${kind} MLP MoE, I = 43, N = ${N}${S ? `, ${S} shared` : ''}: shared + Σ_e (1/N)·expert_e = dense FFN in float64; a partition`, () => {
+    const H = 12;
+    const I = 43;
+    const ffn = randomFfn(H, I, 10 + N);
+    const stats = randomStats(I, 3);
+    const X = new Rng(7).normals(16 * H);
+    const moe = constructMlpMoe(ffn, { kind, nExperts: N, sharedNeurons: S || undefined, stats, partition: 'cluster', seed: 1 });
+    assert.equal(moe.scale, N);
+    assert.deepEqual(moe.sharedNeurons, mostUsedNeurons(stats, S));
+    assert.equal(moe.shared?.I ?? 0, S);
+    const seen = new Array<number>(I).fill(0);
+    moe.sharedNeurons.forEach((j) => seen[j]++);
+    moe.experts.neurons.flat().filter((j) => j >= 0).forEach((j) => seen[j]++);
+    assert.ok(seen.every((c) => c === 1), 'every dense neuron in exactly one expert');
+    // N a power of two: the scale is exact in f32; N = 6 rounds each scaled down_proj entry once
+    const tol = N & (N - 1) ? 1e-6 : 1e-12;
+    const err = identityError(ffn, moe, X);
+    assert.ok(err < tol, `relative error ${err}`);
+    // without the scale factor the routed part is 1/N of what it should be: the identity fails
+    const unscaled = constructMlpMoe(ffn, { kind, nExperts: N, sharedNeurons: S || undefined, stats, partition: 'cluster', seed: 1, scale: 1 });
+    assert.ok(identityError(ffn, unscaled, X) > 1e-2);
+  });
+}
+
+test("the default spec's residual MoE activates 50% of the dense FFN (corpus-llama-7m: I = 688)", () => {
+  const s = defaultSpec();
+  const I = 688;
+  const S = Math.round(s['v2.sharedRatio'] * I);
+  const moe = constructMlpMoe(randomFfn(4, I, 1), { kind: s['v2.mlp'], nExperts: s['v2.experts'], sharedNeurons: S, stats: randomStats(I, 2), partition: 'random', seed: 0 });
+  assert.equal(activatedShare(moe, I, s['v2.topK']), 0.5);
+});
+
+test('gate-row clustering recovers planted neuron groups; random partition is seeded', () => {
+  const H = 16;
+  const groups = 4;
+  const per = 6;
+  const rng = new Rng(4);
+  const dirs = Array.from({ length: groups }, () => rng.normals(H));
+  const I = groups * per;
+  // neuron j belongs to group j mod 4: its gate row is the group's direction plus small noise
+  const gate = new Float32Array(I * H);
+  for (let j = 0; j < I; j++) for (let h = 0; h < H; h++) gate[j * H + h] = dirs[j % groups][h] + 0.05 * rng.normal();
+  const ffn: DenseFfn = { H, I, gate_proj: gate, up_proj: rng.normals(I * H), down_proj: rng.normals(H * I) };
+  const all = Array.from({ length: I }, (_, j) => j);
+  const parts = partitionNeurons(ffn, all, groups, 'cluster', new Rng(9));
+  for (const p of parts) {
+    assert.equal(p.length, per);
+    assert.ok(p.every((j) => j % groups === p[0] % groups), `mixed group ${p}`);
+  }
+  const r1 = partitionNeurons(ffn, all, groups, 'random', new Rng(9));
+  assert.deepEqual(r1, partitionNeurons(ffn, all, groups, 'random', new Rng(9)));
+  assert.notDeepEqual(r1, partitionNeurons(ffn, all, groups, 'random', new Rng(10)));
+});
+
+test('router init: hidden k-means (LaDiMo k-means), random hidden features, random; rows at the random norm', () => {
+  const H = 8;
+  const N = 4;
+  const X = new Rng(5).normals(50 * H);
+  const std = 0.02;
+  const rowNorm = (W: Float32Array, e: number) => Math.hypot(...W.subarray(e * H, (e + 1) * H));
+  const km = initRouterV2({ method: 'hidden-kmeans', nExperts: N, H, X, seed: 2 });
+  assert.deepEqual(km, initRouter({ method: 'kmeans', nExperts: N, H, X, seed: 2 }));
+  const rf = initRouterV2({ method: 'random-features', nExperts: N, H, X, seed: 2 });
+  const picked = new Set<number>();
+  for (let e = 0; e < N; e++) {
+    assert.ok(Math.abs(rowNorm(rf, e) - std * Math.sqrt(H)) < 1e-6);
+    // row e is a hidden state scaled: exactly one row of X is parallel to it
+    const t = [...Array(50).keys()].find((i) => {
+      const x = X.subarray(i * H, (i + 1) * H);
+      const f = rowNorm(rf, e) / Math.hypot(...x);
+      return x.every((v, h) => Math.abs(v * f - rf[e * H + h]) < 1e-6);
+    });
+    assert.ok(t !== undefined, `row ${e} is no hidden state`);
+    picked.add(t);
+  }
+  assert.equal(picked.size, N, 'distinct hidden states');
+  assert.deepEqual(rf, initRouterV2({ method: 'random-features', nExperts: N, H, X, seed: 2 }));
+  assert.equal(initRouterV2({ method: 'random', nExperts: N, H, seed: 2 }).length, N * H);
+  assert.throws(() => initRouterV2({ method: 'random-features', nExperts: N, H }), /needs sampled hidden states/);
+  assert.throws(() => initRouterV2({ method: 'hidden-kmeans', nExperts: N, H, X: X.subarray(0, 3 * H) }), /3 hidden states for 4 experts/);
+});
+
+test('bad constructions are errors naming what is wrong', () => {
+  const ffn = randomFfn(4, 20, 1);
+  const stats = randomStats(20, 1);
+  assert.throws(() => constructMlpMoe(ffn, { kind: 'residual', nExperts: 4, sharedNeurons: 5, partition: 'cluster' }), /needs the neuron statistics/);
+  assert.throws(() => constructMlpMoe(ffn, { kind: 'residual', nExperts: 4, sharedNeurons: 17, stats, partition: 'cluster' }), /shared neurons must be an integer in \[1, 16\]/);
+  assert.throws(() => constructMlpMoe(ffn, { kind: 'vanilla', nExperts: 21, partition: 'cluster' }), /v2\.experts 21 > the 20 routed neurons/);
+  assert.throws(() => constructMlpMoe(ffn, { kind: 'residual', nExperts: 4, sharedNeurons: 5, stats: randomStats(19, 1), partition: 'cluster' }), /statistics for 19 neurons, the FFN has 20/);
+});
+
+test('GPU: neuron statistics and head gate vs float64; vanilla, residual MLP and attention MoE, all experts active = dense logits; attention inputs captured; training forward = inference forward', async () => {
+  const { device, reports } = await runTask('kernelsCheck', { seed: 20261122, filter: ['llama-moe-v2 ', 'neuron-stats ', 'head-gate '] });
+  assert.ok(reports.length >= 13, `${reports.length} checks ran`);
+  for (const r of reports) assert.ok(r.ok, `${r.name}: ${r.err} > ${r.tol} on ${device} ${JSON.stringify(r.outputs)}${r.error ?? ''}`);
+});
