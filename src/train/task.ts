@@ -49,7 +49,7 @@ const DISTILL_ONLY = new Set<SpecKey>(['train.alpha', 'train.topK', 'train.normT
  * An allow-list, so that other methods' fields never make a snapshot "another run's".
  */
 export function trainIdentity(spec: RunSpec): Record<string, unknown> {
-  const reads = (k: SpecKey) => ['model', 'tokenizer', 'data', 'seed', 'eval.maxWindows'].includes(k) ||
+  const reads = (k: SpecKey) => ['method', 'model', 'tokenizer', 'data', 'seed', 'eval.maxWindows'].includes(k) ||
     (k.startsWith('train.') && !NEUTRAL.has(k) && !DISTILL_ONLY.has(k));
   return Object.fromEntries(FIELDS.filter((f) => reads(f.key)).map((f) => [f.key, spec[f.key]]));
 }

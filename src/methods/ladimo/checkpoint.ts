@@ -137,7 +137,7 @@ const DISTILL_FIELDS = new Set<SpecKey>(['train.steps', 'train.batchTokens', 'tr
  * other methods' fields never make a checkpoint "another run's".
  */
 function dependsOn(key: SpecKey): boolean {
-  return ['model', 'tokenizer', 'data', 'seed', 'eval.window'].includes(key) || key.startsWith('calibration.') ||
+  return ['method', 'model', 'tokenizer', 'data', 'seed', 'eval.window'].includes(key) || key.startsWith('calibration.') ||
     key.startsWith('construct.') || DISTILL_FIELDS.has(key);
 }
 
