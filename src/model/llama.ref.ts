@@ -103,8 +103,13 @@ export function silu(x: number): number {
 // ----------------------------------------------------------------------------
 // The forward
 
+/** Another FFN for layer l (e.g. a MoE block): h = post_attention_layernorm(x) [T, dim] → its output [T, dim], or undefined for the dense one. */
+export type FfnOverrideRef = (layer: number, h: Float64Array) => Float64Array | undefined;
+
 /** Logits (T, vocabSize) of a causal prefill of `ids` from position 0, in float64. */
-export function llamaForwardRef(config: ModelConfig, weights: Map<string, Float32Array>, ids: number[]): Float64Array {
+export function llamaForwardRef(
+  config: ModelConfig, weights: Map<string, Float32Array>, ids: number[], ffn?: FfnOverrideRef,
+): Float64Array {
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, normEps, ropeTheta, ropeStyle } = config;
   const T = ids.length;
   const qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
@@ -155,9 +160,14 @@ export function llamaForwardRef(config: ModelConfig, weights: Map<string, Float3
     }
 
     // ---- MLP: x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x) ----
+    for (let t = 0; t < T; t++) rmsnorm(row(xb, t, dim), row(x, t, dim), w(`${p}.post_attention_layernorm.weight`), normEps);
+    const y = ffn?.(l, xb);
+    if (y) {
+      for (let i = 0; i < x.length; i++) x[i] += y[i];
+      continue;
+    }
     for (let t = 0; t < T; t++) {
       const h = row(xb, t, dim);
-      rmsnorm(h, row(x, t, dim), w(`${p}.post_attention_layernorm.weight`), normEps);
       matvec(hb, h, w(`${p}.mlp.gate_proj.weight`), hiddenDim, dim);
       matvec(hb2, h, w(`${p}.mlp.up_proj.weight`), hiddenDim, dim);
       for (let i = 0; i < hiddenDim; i++) hb[i] = silu(hb[i]) * hb2[i];

@@ -3,7 +3,7 @@
 // src/ops/moe.ref.ts): every expert on every token weighted by the routing mask, so no permutation is
 // involved, and the load-balancing loss L_aux = E·Σ_i f_i·P_i (Switch Transformer eq. 4–6).
 import type { ModelConfig } from '../model/config.ts';
-import { attention, matvec, rmsnorm, rope } from '../model/llama.ref.ts';
+import { llamaForwardRef } from '../model/llama.ref.ts';
 import { auxLossRef, expertOutputsRef, mixRef, routeRef, routerLogitsRef, routingMaskRef, type RoutingRef } from '../ops/moe.ref.ts';
 import { denseFfnRef } from '../ops/moe-train.ref.ts';
 import type { MoeRouting } from './moe.ts';
@@ -66,71 +66,26 @@ export interface MoeModelOutRef {
  * One causal prefill of `ids` from position 0.
  */
 export function moeModelForwardRef(c: ModelConfig, weights: Map<string, Float32Array>, moe: ReadonlyMap<number, MoeRouting>, ids: number[]): MoeModelOutRef {
-  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, normEps, ropeTheta, ropeStyle } = c;
   const T = ids.length;
-  const qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
   const w = (name: string): Float32Array => {
     const a = weights.get(name);
     if (!a) throw new Error(`moeModelForwardRef: missing weight ${name}`);
     return a;
   };
-  const bias = (name: string) => (c.qkvBias ? w(name) : undefined);
-  const row = (a: Float64Array, t: number, n: number) => a.subarray(t * n, (t + 1) * n);
-  const x = new Float64Array(T * dim);
-  const xb = new Float64Array(T * dim);
-  const q = new Float64Array(T * qDim), k = new Float64Array(T * kvDim), v = new Float64Array(T * kvDim);
-  const attn = new Float64Array(T * qDim);
   const layers: MoeModelOutRef['layers'] = new Map();
-
-  const embed = w('model.embed_tokens.weight');
-  for (let t = 0; t < T; t++) for (let i = 0; i < dim; i++) x[t * dim + i] = embed[ids[t] * dim + i];
-
-  for (let l = 0; l < nLayers; l++) {
-    const p = `model.layers.${l}`;
-    // attention: x = x + o_proj(attention(rope(q_proj(h)), rope(k_proj(h)), v_proj(h))), h = input_layernorm(x)
-    for (let t = 0; t < T; t++) {
-      const h = row(xb, t, dim);
-      rmsnorm(h, row(x, t, dim), w(`${p}.input_layernorm.weight`), normEps);
-      matvec(row(q, t, qDim), h, w(`${p}.self_attn.q_proj.weight`), qDim, dim, bias(`${p}.self_attn.q_proj.bias`));
-      matvec(row(k, t, kvDim), h, w(`${p}.self_attn.k_proj.weight`), kvDim, dim, bias(`${p}.self_attn.k_proj.bias`));
-      matvec(row(v, t, kvDim), h, w(`${p}.self_attn.v_proj.weight`), kvDim, dim, bias(`${p}.self_attn.v_proj.bias`));
-      rope(row(q, t, qDim), nHeads, headDim, t, ropeTheta, ropeStyle);
-      rope(row(k, t, kvDim), nKvHeads, headDim, t, ropeTheta, ropeStyle);
-    }
-    attention(attn, q, k, v, T, nHeads, nKvHeads, headDim);
-    for (let t = 0; t < T; t++) {
-      const o = row(xb, t, dim);
-      matvec(o, row(attn, t, qDim), w(`${p}.self_attn.o_proj.weight`), dim, qDim);
-      for (let i = 0; i < dim; i++) x[t * dim + i] += o[i];
-    }
-    // FFN on h = post_attention_layernorm(x): dense SwiGLU or the MoE block
-    for (let t = 0; t < T; t++) rmsnorm(row(xb, t, dim), row(x, t, dim), w(`${p}.post_attention_layernorm.weight`), normEps);
+  const logits = llamaForwardRef(c, weights, ids, (l, h) => {
     const r = moe.get(l);
-    let y: Float64Array;
-    if (r) {
-      const sh = weights.has(`${p}.mlp.shared_expert.down_proj.weight`);
-      const b = moeBlockRef(xb, {
-        Wr: w(`${p}.mlp.gate.weight`),
-        Wg: w(`${p}.mlp.experts.gate_proj.weight`), Wu: w(`${p}.mlp.experts.up_proj.weight`), Wd: w(`${p}.mlp.experts.down_proj.weight`),
-        shared: sh ? {
-          Sg: w(`${p}.mlp.shared_expert.gate_proj.weight`), Su: w(`${p}.mlp.shared_expert.up_proj.weight`), Sd: w(`${p}.mlp.shared_expert.down_proj.weight`),
-        } : undefined,
-      }, T, dim, r);
-      y = b.y;
-      layers.set(l, { aux: b.aux, selection: selectionRef(b.routing, T), margin: b.margin });
-    } else {
-      y = denseFfnRef(xb, w(`${p}.mlp.gate_proj.weight`), w(`${p}.mlp.up_proj.weight`), w(`${p}.mlp.down_proj.weight`), T, dim, hiddenDim);
-    }
-    for (let i = 0; i < x.length; i++) x[i] += y[i];
-  }
-
-  // logits = lm_head(norm(x)), lm_head = embed_tokens when tied
-  const lmHead = w(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-  const logits = new Float64Array(T * vocabSize);
-  for (let t = 0; t < T; t++) {
-    const h = row(xb, t, dim);
-    rmsnorm(h, row(x, t, dim), w('model.norm.weight'), normEps);
-    matvec(row(logits, t, vocabSize), h, lmHead, vocabSize, dim);
-  }
+    if (!r) return undefined;
+    const p = `model.layers.${l}.mlp`;
+    const b = moeBlockRef(h, {
+      Wr: w(`${p}.gate.weight`),
+      Wg: w(`${p}.experts.gate_proj.weight`), Wu: w(`${p}.experts.up_proj.weight`), Wd: w(`${p}.experts.down_proj.weight`),
+      shared: weights.has(`${p}.shared_expert.down_proj.weight`) ? {
+        Sg: w(`${p}.shared_expert.gate_proj.weight`), Su: w(`${p}.shared_expert.up_proj.weight`), Sd: w(`${p}.shared_expert.down_proj.weight`),
+      } : undefined,
+    }, T, c.dim, r);
+    layers.set(l, { aux: b.aux, selection: selectionRef(b.routing, T), margin: b.margin });
+    return b.y;
+  });
   return { logits, layers };
 }

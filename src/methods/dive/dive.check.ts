@@ -8,29 +8,17 @@
 import type { CheckCase } from '../../ops/check.ts';
 import { TOL, relL2 } from '../../ops/check.ts';
 import type { Rng } from '../../data/rng.ts';
-import { LlamaModel } from '../../model/llama.ts';
-import { base, randomModel } from '../../model/llama.check.ts';
-import { matvec, silu } from '../../model/llama.ref.ts';
+import { base } from '../../model/llama.check.ts';
 import { columnMomentsRef } from '../../ops/moments.ref.ts';
 import { MoeBlock, convertLayers } from '../../moe/block.ts';
 import { captureFfn } from '../ladimo/capture.ts';
-import type { DenseFfn } from '../ladimo/construct.ts';
+import { downProjInputRef, ffnModelFixture } from '../ffn.fixtures.ts';
 import { flapLayer, releaseLayer, uploadLayer } from './construct.ts';
 import { channelStats } from './importance.ts';
 
 const c = { ...base, hiddenDim: 42 };
 
-/** A random model on the GPU, its dense FFNs host-side, and calibration windows (ragged, several chunks each). */
-async function setup(gpu: Parameters<CheckCase['run']>[0], rng: Rng) {
-  const { index, weights } = randomModel(c, rng);
-  const model = await LlamaModel.load(gpu, index, { chunk: 5 });
-  const ffns: DenseFfn[] = Array.from({ length: c.nLayers }, (_, l) => {
-    const w = (n: string) => weights.get(`model.layers.${l}.mlp.${n}.weight`)!;
-    return { H: c.dim, I: c.hiddenDim, gate_proj: w('gate_proj'), up_proj: w('up_proj'), down_proj: w('down_proj') };
-  });
-  const windows = [9, 13, 8].map((n) => Array.from({ length: n }, () => rng.int(c.vocabSize)));
-  return { model, ffns, windows, tokens: 30 };
-}
+const setup = (gpu: Parameters<CheckCase['run']>[0], rng: Rng) => ffnModelFixture(gpu, rng, c);
 
 /** Row means of a [rows, H] array, in float64. */
 function rowMean(A: Float32Array, H: number): Float64Array {
@@ -52,16 +40,9 @@ export const diveChecks: CheckCase[] = [
       const X = (await cap.layers.get(1)!.x.read()) as Float32Array;
       for (const t of [cap.layers.get(1)!.x, cap.layers.get(1)!.fx]) t.release();
       model.release();
-      const { H, I, gate_proj, up_proj } = ffns[1];
+      const { H, I } = ffns[1];
       const n = X.length / H;
-      const act = new Float64Array(n * I);
-      const g = new Float64Array(I), u = new Float64Array(I);
-      for (let t = 0; t < n; t++) {
-        const x = Float64Array.from(X.subarray(t * H, (t + 1) * H));
-        matvec(g, x, gate_proj, I, H);
-        matvec(u, x, up_proj, I, H);
-        for (let j = 0; j < I; j++) act[t * I + j] = silu(g[j]) * u[j];
-      }
+      const act = downProjInputRef(ffns[1], X);
       const want = columnMomentsRef(act, n, I);
       const e = { mean: relL2(stats[1].mean, want.mean), M2: relL2(stats[1].m2, want.m2), count: stats[1].n === n && n === tokens - 4 ? 0 : Infinity };
       return { err: Math.max(e.mean, e.M2, e.count), outputs: e };

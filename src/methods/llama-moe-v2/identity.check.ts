@@ -13,10 +13,10 @@ import { TOL, relL2 } from '../../ops/check.ts';
 import type { Rng } from '../../data/rng.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { base, randomModel } from '../../model/llama.check.ts';
-import { matvec, silu } from '../../model/llama.ref.ts';
 import { convertLayers } from '../../moe/block.ts';
 import { captureFfn } from '../ladimo/capture.ts';
 import type { DenseFfn } from '../ladimo/construct.ts';
+import { downProjInputRef, ffnModelFixture } from '../ffn.fixtures.ts';
 import { constructMlpLayers, inferenceLayers, sharedNeuronCount, trainLayers, type ConstructedLayer, type MlpMoeSpec } from './build.ts';
 import type { MlpKind } from './construct.ts';
 import { mlpMoeLayer, releaseMlpMoe } from './layer.ts';
@@ -27,16 +27,7 @@ import { neuronStatistics, type NeuronStats } from './stats.ts';
 
 const c = { ...base, hiddenDim: 44 };
 
-async function setup(gpu: Parameters<CheckCase['run']>[0], rng: Rng) {
-  const { index, weights } = randomModel(c, rng);
-  const model = await LlamaModel.load(gpu, index, { chunk: 5 });
-  const ffns: DenseFfn[] = Array.from({ length: c.nLayers }, (_, l) => {
-    const w = (n: string) => weights.get(`model.layers.${l}.mlp.${n}.weight`)!;
-    return { H: c.dim, I: c.hiddenDim, gate_proj: w('gate_proj'), up_proj: w('up_proj'), down_proj: w('down_proj') };
-  });
-  const windows = [9, 13, 8].map((n) => Array.from({ length: n }, () => rng.int(c.vocabSize)));
-  return { model, ffns, windows, tokens: 30 };
-}
+const setup = (gpu: Parameters<CheckCase['run']>[0], rng: Rng) => ffnModelFixture(gpu, rng, c);
 
 /** The logits [T, vocab] of every chunk of ids from position 0 (prefill keeps only the last chunk's). */
 async function allLogits(model: LlamaModel, ids: number[]): Promise<Float32Array> {
@@ -66,15 +57,8 @@ async function layerStats(model: LlamaModel, windows: number[][], tokens: number
 function statsError(ffn: DenseFfn, X: Float32Array, s: NeuronStats): Record<string, number> {
   const { H, I } = ffn;
   const n = X.length / H;
-  const g = new Float64Array(I), u = new Float64Array(I);
   const mag = new Float64Array(I), lo = new Float64Array(I), hi = new Float64Array(I);
-  const acts: number[] = [];
-  for (let t = 0; t < n; t++) {
-    const x = Float64Array.from(X.subarray(t * H, (t + 1) * H));
-    matvec(g, x, ffn.gate_proj, I, H);
-    matvec(u, x, ffn.up_proj, I, H);
-    for (let j = 0; j < I; j++) acts.push(Math.abs(silu(g[j]) * u[j]));
-  }
+  const acts = Array.from(downProjInputRef(ffn, X), Math.abs);
   const tau = acts.reduce((a, b) => a + b, 0) / (n * I);
   acts.forEach((a, i) => {
     const j = i % I;
