@@ -1,12 +1,19 @@
 // What every browser e2e test starts: the workbench from Vite's dev server, in headless Chromium.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ViteDevServer } from 'vite';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** Why a browser test cannot run on this machine (no Chromium, or `assets` missing: path → what to do), or false. */
+export function e2eSkip(assets: Record<string, string> = {}): string | false {
+  if (!existsSync(CHROMIUM)) return `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`;
+  const missing = Object.keys(assets).find((path) => !existsSync(path));
+  return missing ? `${missing} not found: ${assets[missing]}` : false;
+}
 
 /** Vite's dev server on 127.0.0.1 and a Chromium page with SwiftShader WebGPU; page errors go to `log`. */
 export async function startPage(t: { diagnostic(m: string): void }, log: string[]): Promise<{ server: ViteDevServer; browser: Browser; page: Page; url: string }> {
@@ -36,6 +43,29 @@ export async function startPage(t: { diagnostic(m: string): void }, log: string[
   return { server, browser, page, url };
 }
 
+/**
+ * startPage on a blank page of the dev server's origin, for tests that drive the engine with page.evaluate:
+ * /__moefy/<path> serves the file at `files`<path> (the test assets).
+ */
+export async function startEnginePage(t: { diagnostic(m: string): void }, log: string[], files: string): ReturnType<typeof startPage> {
+  const s = await startPage(t, log);
+  try {
+    await s.page.route('**/__moefy/**', (route) => {
+      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
+      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
+      return route.fulfill({ path: `${files}${path}` });
+    });
+    // page.evaluate sends functions as their source text, where tsx's keepNames calls __name
+    await s.page.addInitScript('globalThis.__name = (f) => f;');
+    await s.page.goto(`${s.url}__moefy/blank`);
+    return s;
+  } catch (e) {
+    await s.browser.close().catch(() => {});
+    await s.server.close().catch(() => {});
+    throw e;
+  }
+}
+
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
 /** Saves e2e/artifacts/<file>: the whole page as the test left it, passed or failed (from the top). */
@@ -44,4 +74,18 @@ export async function keepScreenshot(t: { diagnostic(m: string): void }, page: P
   mkdirSync(artifacts, { recursive: true });
   await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
   await page.screenshot({ path: `${artifacts}${file}`, fullPage: true }).catch((e) => t.diagnostic(`no screenshot: ${e}`));
+}
+
+/** Opens a pipeline stage from the sidebar and waits for its page. */
+export async function openStage(page: Page, name: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Pipeline' }).getByRole('link', { name: new RegExp(`^\\d?✓?\\s*${name}`) }).click();
+  await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 30_000 });
+}
+
+/** The Data stage's built-in Brown Corpus, loaded. */
+export async function useBrownCorpus(page: Page): Promise<void> {
+  await openStage(page, 'Data');
+  await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
+  await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator('[data-data-status]').getAttribute('data-data-status'), 'ready', `Brown Corpus: ${await page.locator('[data-data-status]').innerText()}`);
 }

@@ -4,16 +4,14 @@
 //   node --import ./bin/register.mjs --test e2e/kernels.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM } from '../src/cli/chromium.ts';
-import { keepScreenshot, startPage } from './harness.ts';
+import { e2eSkip, keepScreenshot, startPage } from './harness.ts';
 import { allChecks } from '../src/ops/checks.ts';
 
 const RUN_TIMEOUT_MS = 240_000;
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`;
+const skip = e2eSkip();
 
 test('workbench runs the kernel smoke checks in its worker and all pass', { skip, timeout: RUN_TIMEOUT_MS + 120_000 }, async (t) => {
   const smoke = allChecks.filter((c) => c.smoke);

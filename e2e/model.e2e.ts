@@ -13,8 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM } from '../src/cli/chromium.ts';
-import { keepScreenshot, startPage } from './harness.ts';
+import { e2eSkip, keepScreenshot, startPage } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -27,11 +26,7 @@ const REFERENCE = 'Once upon a time, there was a little girl named Lily.';
 const LOAD_TIMEOUT_MS = 120_000;
 const GENERATE_TIMEOUT_MS = 180_000;
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
-  : !existsSync(MODEL) || !existsSync(TOKENIZER)
-    ? `test models not found at ${STORIES} (../shared/models from the repo root)`
-    : false;
+const skip = e2eSkip({ [MODEL]: 'the test models (../shared/models from the repo root)', [TOKENIZER]: 'the test models (../shared/models from the repo root)' });
 
 
 test('Model stage: load stories260K from files, generate the reference text, export ONNX, explain a truncated file', { skip, timeout: 480_000 }, async (t) => {

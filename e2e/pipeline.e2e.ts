@@ -9,26 +9,21 @@
 //   node --import ./bin/register.mjs --test e2e/pipeline.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { CHROMIUM } from '../src/cli/chromium.ts';
 import { parseSpec, type RunSpec } from '../src/state/spec.ts';
 import type { EngineApi } from '../src/worker/api.ts';
 import type { LayerDistillResult, ModelMetrics, ResumeInfo, RoutingProfile, StorageReport, SweepResult, TaskProgress, TokenRouting } from '../src/worker/pipeline-types.ts';
-import { startPage } from './harness.ts';
+import { e2eSkip, startEnginePage } from './harness.ts';
 
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
 const STORIES = join(shared, 'models', 'stories260K');
 const CORPUS = join(shared, 'data', 'corpus');
 const DOMAINS = ['brown-adventure', 'brown-fiction', 'brown-news'];
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
-  : !existsSync(join(STORIES, 'stories260K.bin')) || !existsSync(CORPUS)
-    ? `test assets not found at ${shared} (../shared beside the repo)`
-    : false;
+const skip = e2eSkip({ [join(STORIES, 'stories260K.bin')]: 'the test assets (../shared beside the repo)', [CORPUS]: 'the test assets (../shared beside the repo)' });
 
 const spec = parseSpec({
   calibration: { domains: 'all', tokens: 1536 },
@@ -122,18 +117,10 @@ const untimed = (r: LayerDistillResult[]) => r.map(({ seconds, ...rest }) => (vo
 
 test('LaDiMo pipeline in the worker: every stage, stage-order errors, cancel and resume, storage across a reload', { skip, timeout: 600_000 }, async (t) => {
   const log: string[] = [];
-  const { server, browser, page, url } = await startPage(t, log);
+  const { server, browser, page } = await startEnginePage(t, log, shared);
   const t0 = Date.now();
   const lap = (what: string) => t.diagnostic(`${what} at ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   try {
-    await page.route('**/__moefy/**', (route) => {
-      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
-      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
-      return route.fulfill({ path: join(shared, path) });
-    });
-    // page.evaluate sends functions as their source text, where tsx's keepNames calls __name
-    await page.addInitScript('globalThis.__name = (f) => f;');
-    await page.goto(`${url}__moefy/blank`);
     const data = DOMAINS.flatMap((d) => [
       { name: `${d}.train.txt`, text: head(join(CORPUS, `${d}.train.txt`), 6000) },
       { name: `${d}.valid.txt`, text: head(join(CORPUS, `${d}.valid.txt`), 3000) },

@@ -8,14 +8,13 @@
 //   node scripts/test.mjs e2e/train.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM } from '../src/cli/chromium.ts';
 import { FIELDS, type Field, type SpecKey } from '../src/state/spec.ts';
-import { keepScreenshot, startPage } from './harness.ts';
+import { e2eSkip, keepScreenshot, openStage, startPage, useBrownCorpus } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const STORIES = join(root, '..', 'shared', 'models', 'stories260K');
@@ -23,11 +22,7 @@ const MODEL = join(STORIES, 'stories260K.bin');
 const TOKENIZER = join(STORIES, 'tok512.bin');
 const TASK_TIMEOUT_MS = 300_000;
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
-  : !existsSync(MODEL) || !existsSync(TOKENIZER)
-    ? `test models not found at ${STORIES} (../shared/models from the repo root)`
-    : false;
+const skip = e2eSkip({ [MODEL]: 'the test models (../shared/models from the repo root)', [TOKENIZER]: 'the test models (../shared/models from the repo root)' });
 
 const STEPS = 24;
 const EVAL_EVERY = 8;
@@ -51,11 +46,6 @@ const BUDGET: [SpecKey, string][] = [
 /** A control's label, from the spec table the form is generated from. */
 const label = (k: SpecKey) => (FIELDS as readonly Field[]).find((f) => f.key === k)!.label;
 
-async function openStage(page: Page, name: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Pipeline' }).getByRole('link', { name: new RegExp(`^\\d?✓?\\s*${name}`) }).click();
-  await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 30_000 });
-}
-
 async function loadModelAndData(page: Page): Promise<void> {
   await openStage(page, 'Model');
   // Once the engine reports its GPU, the page may start loading its demo model, which hides the file
@@ -72,10 +62,7 @@ async function loadModelAndData(page: Page): Promise<void> {
     { timeout: 120_000, polling: 250 },
   );
   assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', `stories260K loads: ${await page.locator('[data-model-status]').innerText()}`);
-  await openStage(page, 'Data');
-  await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
-  await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
-  assert.equal(await page.locator('[data-data-status]').getAttribute('data-data-status'), 'ready', `Brown Corpus: ${await page.locator('[data-data-status]').innerText()}`);
+  await useBrownCorpus(page);
 }
 
 /** Waits until the task bar reports a step past `step`. */

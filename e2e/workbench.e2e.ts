@@ -9,25 +9,20 @@
 //   node scripts/test.mjs e2e/workbench.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { CHROMIUM } from '../src/cli/chromium.ts';
 import { DEMO_NAME } from '../src/worker/demo-model.ts';
-import { keepScreenshot, startPage } from './harness.ts';
+import { e2eSkip, keepScreenshot, openStage, startPage, useBrownCorpus } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DEMO = join(root, 'public', 'demo-model');
 const STAGE_TIMEOUT_MS = 600_000;
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} not found: install Chromium (or set MOEFY_CHROMIUM) to run the browser e2e test`
-  : !existsSync(join(DEMO, 'model.safetensors'))
-    ? `the demo model is not built: ${DEMO} (npm run train:demo makes it)`
-    : false;
+const skip = e2eSkip({ [join(DEMO, 'model.safetensors')]: 'the demo model is not built (npm run train:demo makes it)' });
 /** The demo model's last layer: distillation of the last 2 layers trains it second. */
 const LAST_LAYER = skip ? 0 : (JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers - 1;
 
@@ -53,21 +48,13 @@ async function longTasksBetween(page: Page, from: number, to: number): Promise<{
 
 const now = (page: Page) => page.evaluate(() => performance.now());
 
-async function openStage(page: Page, name: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Pipeline' }).getByRole('link', { name: new RegExp(`^\\d?✓?\\s*${name}`) }).click();
-  await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 30_000 });
-}
-
 async function loadModelAndData(page: Page): Promise<void> {
   await openStage(page, 'Model');
   // nothing chosen: the demo model is what a visit opens with
   await page.locator('[data-model-status="ready"], [data-model-status="error"]').waitFor({ timeout: 120_000 });
   assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', `the demo model loads: ${await page.locator('[data-model-status]').innerText()}`);
   await page.getByText(DEMO_NAME).first().waitFor({ timeout: 10_000 });
-  await openStage(page, 'Data');
-  await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
-  await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
-  assert.equal(await page.locator('[data-data-status]').getAttribute('data-data-status'), 'ready', `Brown Corpus: ${await page.locator('[data-data-status]').innerText()}`);
+  await useBrownCorpus(page);
 }
 
 /** Clicks a stage's button and waits for its task to end; fails with the page's error if it failed. */

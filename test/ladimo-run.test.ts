@@ -79,18 +79,10 @@ test('LaDiMo run resumes from its checkpoints and refuses another run\'s', { ski
 // third saved at the stop) and each layer's distillation stopped part-way (checkpoints at every loss
 // reading) must resume to the bit-identical captured rows, weights and metrics of a run that never stopped.
 test('LaDiMo capture and distillation stopped by an AbortSignal resume bit-identically from their checkpoints', { skip, timeout: 900_000 }, async (t) => {
-  const { startPage } = await import('../e2e/harness.ts');
+  const { startEnginePage } = await import('../e2e/harness.ts');
   const log: string[] = [];
-  const { server, browser, page, url } = await startPage(t, log);
+  const { server, browser, page } = await startEnginePage(t, log, shared);
   try {
-    await page.route('**/__moefy/**', (route) => {
-      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
-      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
-      return route.fulfill({ path: `${shared}${path}` });
-    });
-    // page.evaluate sends functions as their source text, where tsx's keepNames calls __name
-    await page.addInitScript('globalThis.__name = (f) => f;');
-    await page.goto(`${url}__moefy/blank`);
     const s = { ...spec(), 'eval.maxWindows': 1, 'eval.throughputTokens': 64, 'eval.decodeTokens': 2 };
     type Stops = { captureWindows?: number; distill?: [layer: number, step: number][] };
     const run = (stops: Stops) => page.evaluate(async ({ s, stops }) => {
@@ -183,17 +175,10 @@ test('LaDiMo capture and distillation stopped by an AbortSignal resume bit-ident
 // checkpoint.dir looked stalled after its first window). So every report must come after all the work
 // submitted before it has finished: a count of submitted and finished queue submissions says so.
 test('LaDiMo capture reports a window only once the GPU has run it (corpus-llama-7m, checkpointed)', { skip, timeout: 300_000 }, async (t) => {
-  const { startPage } = await import('../e2e/harness.ts');
+  const { startEnginePage } = await import('../e2e/harness.ts');
   const log: string[] = [];
-  const { server, browser, page, url } = await startPage(t, log);
+  const { server, browser, page } = await startEnginePage(t, log, shared);
   try {
-    await page.route('**/__moefy/**', (route) => {
-      const path = new URL(route.request().url()).pathname.replace('/__moefy/', '');
-      if (path === 'blank') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8">' });
-      return route.fulfill({ path: `${shared}${path}` });
-    });
-    await page.addInitScript('globalThis.__name = (f) => f;');
-    await page.goto(`${url}__moefy/blank`);
     // 4 windows of 64 tokens from one domain, last 2 of 8 layers
     const s = { ...spec(), tokenizer: '', 'calibration.domains': 'brown-news', 'calibration.tokens': 256, 'eval.window': 64, 'construct.layers': 'last:2' };
     const r = await page.evaluate(async ({ s }) => {
