@@ -6,7 +6,7 @@ import { usePipeline } from '../../state/pipeline.ts';
 import type { ModelMetrics } from '../../worker/pipeline-types.ts';
 import { AccuracyThroughputCurve, SensitivityBars } from '../charts/index.ts';
 import { fmtCount } from '../format.ts';
-import { PageHead, RunButton, TaskBar, Waiting } from './common.tsx';
+import { MetricCards, PageHead, RunButton, TaskBar, Waiting, type MetricCard } from './common.tsx';
 import { SpecField } from './SpecField.tsx';
 
 export function EvaluateStage() {
@@ -70,7 +70,7 @@ export function EvaluateStage() {
 function Metrics({ m }: { m: ModelMetrics }) {
   const a = m.activated;
   const fewer = 1 - a.moe.nonEmbedding / a.dense.nonEmbedding;
-  const cards: [string, string, string][] = [
+  const cards: MetricCard[] = [
     ['Perplexity', `${m.ppl_dense.toFixed(2)} → ${m.ppl_moe.toFixed(2)}`, `${(m.ppl_moe / m.ppl_dense).toFixed(3)}× dense`],
     ['Agreement', m.agreement.toFixed(3), 'positions with the dense argmax'],
     ['KL(dense ‖ MoE)', m.kl.toFixed(4), 'nats per position'],
@@ -79,15 +79,8 @@ function Metrics({ m }: { m: ModelMetrics }) {
     ['Decode', `${m.decode_tokens_per_s_dense.toFixed(1)} → ${m.decode_tokens_per_s_moe.toFixed(1)}`, 'tokens/s, dense → MoE'],
   ];
   return (
-    <div className="stats metric-cards" data-testid="metrics">
-      {cards.map(([name, value, note]) => (
-        <div className="stat" key={name}>
-          <div className="card-title">{name}</div>
-          <div className="stat-value mono">{value}</div>
-          <div className="stat-note">{note}</div>
-        </div>
-      ))}
+    <MetricCards cards={cards} testId="metrics">
       <p className="muted metric-foot">{m.eval_tokens.toLocaleString('en-US')} held-out tokens.</p>
-    </div>
+    </MetricCards>
   );
 }

@@ -8,7 +8,7 @@ import type { SpecKey } from '../../state/spec.ts';
 import { useStore } from '../../state/store.ts';
 import { GradNormChart, LearningRateChart, ThroughputChart, TrainLossChart } from '../charts/index.ts';
 import { fmtCount, fmtDuration, fmtInt } from '../format.ts';
-import { PageHead, RunButton, TaskBar, Waiting, useResumeInfo } from './common.tsx';
+import { MetricCards, PageHead, RunButton, TaskBar, Waiting, useResumeInfo, type MetricCard } from './common.tsx';
 import { SpecField } from './SpecField.tsx';
 
 /** The train.* controls of the spec table (src/state/spec.ts), grouped; train.teacher is the CLI's (a checkpoint path). */
@@ -192,7 +192,7 @@ function Charts() {
 function Results() {
   const r = usePipeline((s) => s.train);
   if (!r) return null;
-  const cards: [string, string, string][] = [
+  const cards: MetricCard[] = [
     ['Parameters trained', `${fmtCount(r.params.trainable)} of ${fmtCount(r.params.total)}`, `${((100 * r.params.trainable) / r.params.total).toFixed(1)}% of the model`],
     ['Held-out loss', `${r.loss_before.toFixed(3)} → ${r.loss_after.toFixed(3)}`, `${r.loss_after <= r.loss_before ? 'lower' : 'higher'} by ${Math.abs(r.loss_before - r.loss_after).toFixed(3)} nats`],
     ['Held-out perplexity', `${r.ppl_before.toFixed(2)} → ${r.ppl_after.toFixed(2)}`, `${(r.ppl_after / r.ppl_before).toFixed(3)}× before`],
@@ -209,15 +209,7 @@ function Results() {
         </div>
       </div>
       <div className="panel-body">
-        <div className="stats metric-cards" data-testid="train-results">
-          {cards.map(([name, value, note]) => (
-            <div className="stat" key={name}>
-              <div className="card-title">{name}</div>
-              <div className="stat-value mono">{value}</div>
-              <div className="stat-note">{note}</div>
-            </div>
-          ))}
-        </div>
+        <MetricCards cards={cards} testId="train-results" />
       </div>
     </section>
   );

@@ -138,3 +138,22 @@ export function useResumeInfo(): void {
     return () => clearTimeout(t);
   }, [spec, model, data, refresh]);
 }
+
+/** A metric card: its name, its value, and a note on what it measures. */
+export type MetricCard = [name: string, value: string, note: string];
+
+/** A row of metric cards (data-testid `testId`), with an optional footnote. */
+export function MetricCards({ cards, testId, children }: { cards: MetricCard[]; testId: string; children?: ReactNode }) {
+  return (
+    <div className="stats metric-cards" data-testid={testId}>
+      {cards.map(([name, value, note]) => (
+        <div className="stat" key={name}>
+          <div className="card-title">{name}</div>
+          <div className="stat-value mono">{value}</div>
+          <div className="stat-note">{note}</div>
+        </div>
+      ))}
+      {children}
+    </div>
+  );
+}
