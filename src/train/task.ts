@@ -4,16 +4,17 @@
 import type { Gpu } from '../gpu/device.ts';
 import type { HostIO } from '../cli/io.ts';
 import { openCheckpoint } from '../model/load.ts';
+import type { Checkpoint } from '../model/weights.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { checkTokenizer } from '../model/tokenizer.ts';
-import { textDataFromFiles } from '../methods/ladimo/data.ts';
+import { textDataFromFiles, type TextData } from '../methods/ladimo/data.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../state/spec.ts';
 import { latestSnapshot, saveSnapshot } from './checkpoint.ts';
-import { trainTokens } from './data.ts';
-import { releaseTrainModel, trainModel } from './llama-train.ts';
+import { trainTokens, type TrainTokens } from './data.ts';
+import { releaseTrainModel, trainModel, type TrainModel } from './llama-train.ts';
 import { patternList } from './params.ts';
 import type { Param } from './tape.ts';
-import { train, type EvalPoint, type StepPoint, type TrainOptions, type TrainProgress } from './trainer.ts';
+import { train, type EvalPoint, type StepPoint, type TrainOptions, type TrainProgress, type TrainResult, type TrainSnapshot } from './trainer.ts';
 
 export interface TrainMetrics {
   params: { total: number; trainable: number };
@@ -76,17 +77,46 @@ export function loopOptions(spec: RunSpec): Omit<TrainOptions, 'teacher' | 'obje
   };
 }
 
+/** The spec's training text: windows of train.seqLen from train.domains of `data`, eval.maxWindows held out. */
+export function specTrainTokens(spec: RunSpec, ckpt: Pick<Checkpoint, 'config' | 'tokenizer'>, data: TextData): Promise<TrainTokens> {
+  const seqLen = spec['train.seqLen'];
+  if (seqLen > ckpt.config.maxSeqLen) throw new Error(`train.seqLen: ${seqLen} exceeds the model's ${ckpt.config.maxSeqLen} positions`);
+  const domains = spec['train.domains'] === 'all' ? 'all' : patternList(spec['train.domains']);
+  return trainTokens(data, domains, ckpt.tokenizer, seqLen, spec['eval.maxWindows'], 'train.domains');
+}
+
+/** `model` as the spec trains it: its LoRA adapters (train.lora.*), trainable set (train.only, train.freeze), recompute. */
+export function specTrainModel(model: LlamaModel, spec: RunSpec): TrainModel {
+  const rank = spec['train.lora.rank'];
+  return trainModel(model, {
+    lora: rank > 0 ? { rank, alpha: spec['train.lora.alpha'], targets: patternList(spec['train.lora.targets']), seed: spec.seed, field: 'train.lora.targets' } : undefined,
+    freeze: { only: patternList(spec['train.only']), freeze: patternList(spec['train.freeze']), fields: { only: 'train.only', freeze: 'train.freeze' } },
+    recompute: spec['train.recompute'],
+  });
+}
+
+/** A finished run's metrics (all but the frozen-weight digest): `bytes` are the GPU memory readings of its progress reports. */
+export function trainMetrics(spec: RunSpec, m: TrainModel, r: TrainResult, resume: TrainSnapshot | null, bytes: number[]): Omit<TrainMetrics, 'frozen_digest'> {
+  const gpu = m.params.get('model.embed_tokens.weight').value.gpu;
+  const [first, last] = [r.evals[0], r.evals.at(-1)!];
+  return {
+    params: m.params.counts(), seq_len: spec['train.seqLen'], micro_batches: microBatches(spec), steps: r.step, tokens: r.tokens,
+    seconds: r.seconds - (resume?.seconds ?? 0), tokens_per_s: r.tokensPerS,
+    loss_before: first.loss, loss_after: last.loss, ppl_before: first.ppl, ppl_after: last.ppl,
+    curve: r.curve, evals: r.evals, resumed_from: r.resumedFrom,
+    gpu_bytes: { first: bytes[0] ?? gpu.bytesAllocated, last: bytes.at(-1) ?? gpu.bytesAllocated },
+    device: gpu.describe(),
+  };
+}
+
 export async function trainTask(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO, signal?: AbortSignal): Promise<TrainMetrics> {
   if (spec.method !== 'train') throw new Error(`method: '${spec.method}'; moefy train runs specs whose method is 'train'`);
   if (spec['export.dir']) throw new Error("export.dir: method 'train' trains the model in place and exports nothing; leave it empty");
   const seqLen = spec['train.seqLen'];
-  const M = microBatches(spec);
   const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
   checkTokenizer(ckpt.tokenizer, ckpt.config, { allowPadded: true });
-  if (seqLen > ckpt.config.maxSeqLen) throw new Error(`train.seqLen: ${seqLen} exceeds the model's ${ckpt.config.maxSeqLen} positions`);
   const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
-  const domains = spec['train.domains'] === 'all' ? 'all' : patternList(spec['train.domains']);
-  const tokens = await trainTokens(data, domains, ckpt.tokenizer, seqLen, spec['eval.maxWindows'], 'train.domains');
+  const tokens = await specTrainTokens(spec, ckpt, data);
   progress(`${tokens.train.length} training tokens from ${tokens.domains.join(', ')}; ${tokens.valid.length} held-out windows of ${seqLen + 1}`);
   // the student's forward is the training one: its inference run state is kept to the minimum
   const model = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });
@@ -94,15 +124,10 @@ export async function trainTask(gpu: Gpu, spec: RunSpec, progress: (m: string) =
   try {
     const teacher = spec['train.teacher'] ? await loadTeacher(gpu, spec, seqLen, io) : undefined;
     if (teacher) opened.push(teacher);
-    const rank = spec['train.lora.rank'];
-    const m = trainModel(model, {
-      lora: rank > 0 ? { rank, alpha: spec['train.lora.alpha'], targets: patternList(spec['train.lora.targets']), seed: spec.seed, field: 'train.lora.targets' } : undefined,
-      freeze: { only: patternList(spec['train.only']), freeze: patternList(spec['train.freeze']), fields: { only: 'train.only', freeze: 'train.freeze' } },
-      recompute: spec['train.recompute'],
-    });
+    const m = specTrainModel(model, spec);
     opened.unshift({ release: () => releaseTrainModel(m) });
     const counts = m.params.counts();
-    progress(`training ${counts.trainable} of ${counts.total} parameters (${m.params.trainable().length} tensors${m.lora.size ? `, LoRA r ${rank} on ${m.lora.size} layers` : ''}) on ${gpu.describe()}`);
+    progress(`training ${counts.trainable} of ${counts.total} parameters (${m.params.trainable().length} tensors${m.lora.size ? `, LoRA r ${spec['train.lora.rank']} on ${m.lora.size} layers` : ''}) on ${gpu.describe()}`);
     const frozen = m.params.all().filter((p) => !p.trainable);
     const before = frozen.length ? await digest(frozen) : null;
     const identity = trainIdentity(spec);
@@ -123,16 +148,7 @@ export async function trainTask(gpu: Gpu, spec: RunSpec, progress: (m: string) =
       signal,
     });
     const after = frozen.length ? await digest(frozen) : null;
-    const [first, last] = [r.evals[0], r.evals.at(-1)!];
-    return {
-      params: counts, seq_len: seqLen, micro_batches: M, steps: r.step, tokens: r.tokens,
-      seconds: r.seconds - (resume?.seconds ?? 0), tokens_per_s: r.tokensPerS,
-      loss_before: first.loss, loss_after: last.loss, ppl_before: first.ppl, ppl_after: last.ppl,
-      curve: r.curve, evals: r.evals, resumed_from: r.resumedFrom,
-      frozen_digest: before && after ? { before, after } : null,
-      gpu_bytes: { first: bytes[0] ?? gpu.bytesAllocated, last: bytes.at(-1) ?? gpu.bytesAllocated },
-      device: gpu.describe(),
-    };
+    return { ...trainMetrics(spec, m, r, resume, bytes), frozen_digest: before && after ? { before, after } : null };
   } finally {
     for (const x of opened) x.release();
   }

@@ -14,10 +14,8 @@ import type { TextData } from '../methods/ladimo/data.ts';
 import type { TaskControl } from '../methods/ladimo/progress.ts';
 import type { RunSpec } from '../state/spec.ts';
 import { latestSnapshot, saveSnapshot } from '../train/checkpoint.ts';
-import { trainTokens } from '../train/data.ts';
-import { releaseTrainModel, trainModel } from '../train/llama-train.ts';
-import { patternList } from '../train/params.ts';
-import { loopOptions } from '../train/task.ts';
+import { releaseTrainModel } from '../train/llama-train.ts';
+import { loopOptions, specTrainModel, specTrainTokens, trainMetrics } from '../train/task.ts';
 import { train, type EvalPoint } from '../train/trainer.ts';
 import type { LoadedSession } from './model.ts';
 import type { RatePoint, TrainResults, TrainResume, TrainUpdate } from './pipeline-types.ts';
@@ -44,11 +42,8 @@ export async function trainLoaded(
   const { ckpt } = loaded;
   const gpu = loaded.model.gpu;
   const loop = loopOptions(spec);
-  const seqLen = loop.seqLen;
-  if (seqLen > ckpt.config.maxSeqLen) throw new Error(`train.seqLen: ${seqLen} exceeds the model's ${ckpt.config.maxSeqLen} positions`);
-  const domains = spec['train.domains'] === 'all' ? 'all' : patternList(spec['train.domains']);
-  const tokens = await trainTokens(data, domains, ckpt.tokenizer, seqLen, spec['eval.maxWindows'], 'train.domains');
-  control.onLog?.(`${tokens.train.length.toLocaleString('en-US')} training tokens from ${tokens.domains.length} domain${tokens.domains.length > 1 ? 's' : ''}; ${tokens.valid.length} held-out windows of ${seqLen + 1}`);
+  const tokens = await specTrainTokens(spec, ckpt, data);
+  control.onLog?.(`${tokens.train.length.toLocaleString('en-US')} training tokens from ${tokens.domains.length} domain${tokens.domains.length > 1 ? 's' : ''}; ${tokens.valid.length} held-out windows of ${loop.seqLen + 1}`);
 
   const { identity, dir } = await trainRunKey(spec, loaded.summary, data);
   const resume = await latestSnapshot(store, dir, identity);
@@ -58,12 +53,7 @@ export async function trainLoaded(
   // the training forward is its own: the inference run state of the copy is kept to the minimum
   const model = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });
   try {
-    const rank = spec['train.lora.rank'];
-    const m = trainModel(model, {
-      lora: rank > 0 ? { rank, alpha: spec['train.lora.alpha'], targets: patternList(spec['train.lora.targets']), seed: spec.seed, field: 'train.lora.targets' } : undefined,
-      freeze: { only: patternList(spec['train.only']), freeze: patternList(spec['train.freeze']), fields: { only: 'train.only', freeze: 'train.freeze' } },
-      recompute: spec['train.recompute'],
-    });
+    const m = specTrainModel(model, spec);
     try {
       const counts = m.params.counts();
       control.onLog?.(`training ${counts.trainable.toLocaleString('en-US')} of ${counts.total.toLocaleString('en-US')} parameters${resume ? `, resuming at step ${resume.step}` : ''}`);
@@ -95,16 +85,7 @@ export async function trainLoaded(
         },
         signal: control.signal,
       });
-      const [first, last] = [r.evals[0], r.evals.at(-1)!];
-      return {
-        params: counts, seq_len: seqLen, micro_batches: loop.microBatches, steps: r.step, tokens: r.tokens,
-        seconds: r.seconds - (resume?.seconds ?? 0), tokens_per_s: r.tokensPerS,
-        loss_before: first.loss, loss_after: last.loss, ppl_before: first.ppl, ppl_after: last.ppl,
-        curve: r.curve, evals: r.evals, resumed_from: r.resumedFrom,
-        gpu_bytes: { first: bytes[0] ?? gpu.bytesAllocated, last: bytes.at(-1) ?? gpu.bytesAllocated },
-        device: gpu.describe(),
-        rates,
-      };
+      return { ...trainMetrics(spec, m, r, resume, bytes), rates };
     } finally {
       releaseTrainModel(m);
     }
