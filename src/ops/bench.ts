@@ -16,6 +16,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { randomModel } from '../model/llama.check.ts';
 import { releaseTrainModel, sequenceLoss, trainModel } from '../train/llama-train.ts';
+import { AdamW } from '../train/optim.ts';
 
 export type BenchSuite = 'small' | 'full';
 
@@ -239,8 +240,9 @@ const trainOpCases: BenchCase[] = [
 ];
 
 /**
- * Forward and backward of one TR.T-token sequence through a random 4-layer LLaMA of TR's shapes (every
- * parameter trains; the optimizer step is not included). FLOPs count the GEMMs: 6 per parameter and token.
+ * One training step on one TR.T-token sequence of a random 4-layer LLaMA of TR's shapes, as the trainer
+ * records it: forward, backward, gradient clipping and AdamW on every parameter. FLOPs count the GEMMs:
+ * 6 per parameter and token.
  */
 function trainStepCase(): BenchCase {
   const c: ModelConfig = {
@@ -262,8 +264,13 @@ function trainStepCase(): BenchCase {
       const ids = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
       const targets = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
       const ce = gpu.tensor([TR.T]);
-      const record = () => sequenceLoss(m, { ids, targets }, { train: true, ceScale: 1 / TR.T, klScale: 0, out: { ce, offset: 0 } });
-      return { record, release: [ids, targets, ce, { release: () => { releaseTrainModel(m); model.release(); } }] };
+      const opt = new AdamW(gpu, m.params.trainable(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 });
+      const record = () => {
+        opt.zeroGrad();
+        sequenceLoss(m, { ids, targets }, { train: true, ceScale: 1 / TR.T, klScale: 0, out: { ce, offset: 0 } });
+        opt.update(1e-4);
+      };
+      return { record, release: [ids, targets, ce, opt, { release: () => { releaseTrainModel(m); model.release(); } }] };
     },
   };
 }
