@@ -12,6 +12,7 @@ import { createDistillState, moeDistillStep, releaseDistillState } from './moe-t
 import { attentionBackward, attentionTrain } from './attention.ts';
 import { crossEntropyBackward } from './softmax.ts';
 import { rmsNorm, rmsNormBackward } from './norm.ts';
+import { embeddingBackward } from './embedding.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { randomModel } from '../model/llama.check.ts';
@@ -236,6 +237,12 @@ const trainOpCases: BenchCase[] = [
     const dy = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
     const g = rmsNormBackward(x, w, dy, { eps: 1e-5 });
     return { record: () => void rmsNormBackward(x, w, dy, { eps: 1e-5, out: g }), release: [x, w, dy, g.dx, g.dWeight] };
+  }),
+  trainOpCase('embedding bwd', `${TR.T} ids of ${TR.V}×${TR.H}`, 0, 4 * (TR.T * TR.H + TR.V * TR.H), (gpu, rng) => {
+    const ids = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
+    const dOut = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const d = embeddingBackward(ids, dOut, TR.V);
+    return { record: () => void embeddingBackward(ids, dOut, TR.V, { out: d }), release: [ids, dOut, d] };
   }),
 ];
 
