@@ -8,16 +8,16 @@
 // the sequence. Its rows are (t, head-in-group) pairs, so the G query heads that share a kv head also
 // share every K/V tile (in decode, T = 1 still fills G rows). Thread (r, c) scores row r against key c
 // of the chunk, then accumulates output dims c, c + BC, c + 2·BC, ... of row r. D ≤ MAX_D.
-// train: main over a whole sequence (past = 0, k and v the T rows themselves), also writing the
+// train: attention over a whole sequence (past = 0, k and v the T rows themselves), also writing the
 //   logsumexp of each row's scores, LSE [T, Hq], for the backward.
 // backward_dq, backward_dkv: the gradients, FlashAttention-2 style (Dao, arXiv 2307.08691, Alg. 2): the
-//   scores are recomputed tile by tile from q, k and LSE, P = exp(scale·q·k − LSE), so no [T, T] matrix
-//   exists. With Δ = rowsum(dO ∘ O) and dS = P ∘ (dO·vᵀ − Δ):
+//   scores are recomputed from q, k and LSE, P = exp(scale·q·k − LSE), so no [T, T] matrix exists.
+//   With Δ = rowsum(dO ∘ O) and dS = P ∘ (dO·vᵀ − Δ):
 //     dq = scale·dS·K,  dk = scale·dSᵀ·Q,  dv = Pᵀ·dO.
 //   Without float atomics each gradient has one owner, so it is summed in a fixed order on every run:
-//   backward_dq owns BR query rows (and writes their Δ), backward_dkv, dispatched after it, owns BC keys of
-//   one kv head and walks every query row of the G heads that share it. Workgroup memory stays under
-//   16 KiB at D = 128 by holding one BR×D or BC×D tile at a time where the math allows (see each kernel).
+//   backward_dq owns a query row (and writes its Δ), backward_dkv, dispatched after it, owns a key of one
+//   kv head and walks every query row of the G heads that share it.
+// train and the backward are one invocation per row or key, not tiles (see TW below).
 // write_kv: copies new k, v rows [T, Hkv, D] into the caches at row `past`.
 
 struct Params {
@@ -56,17 +56,14 @@ const NACC = MAX_D / BC;       // output dims per thread
 var<workgroup> qs: array<f32, BR * MAX_D>;   // [BR][MAX_D]
 var<workgroup> ks: array<f32, BC * MAX_D>;   // [BC][MAX_D]
 var<workgroup> vs: array<f32, BC * MAX_D>;   // [BC][MAX_D]
-var<workgroup> ss: array<f32, BR * BC>;      // scores of the chunk (backward_dkv: P), [BR][BC]
-var<workgroup> dos: array<f32, BR * MAX_D>;  // backward_dq: dO rows, [BR][MAX_D]
-var<workgroup> dss: array<f32, BR * BC>;     // backward_*: dS of the chunk, [BR][BC]
-// Per entry: main, train qs ks vs ss; backward_dq qs dos ks dss; backward_dkv qs ks vs ss dss (≤ 12.8 KiB).
+var<workgroup> ss: array<f32, BR * BC>;      // scores of the chunk, [BR][BC]
 
-// Index t·Hq + h of query row `row` (t, head-in-group) of kv head `kvh`: its row of LSE and Delta.
+// Index t·Hq + h of query row `row` (t, head-in-group) of kv head `kvh`.
 fn headRow(row: u32, kvh: u32, G: u32) -> u32 {
   return (row / G) * p.Hq + kvh * G + row % G;
 }
 
-// Offset of query row `row` in Q, O, dO and dQ.
+// Offset of query row `row` in Q and O.
 fn qOffset(row: u32, kvh: u32, G: u32) -> u32 {
   return headRow(row, kvh, G) * p.D;
 }
@@ -76,7 +73,7 @@ fn tileIndex(i: u32) -> u32 {
   return (i / p.D) * MAX_D + i % p.D;
 }
 
-// Element i of the query-row tile from row0 (Q, dO): its offset in the tensor. Rows past the end repeat
+// Element i of the query-row tile from row0 (Q): its offset in the tensor. Rows past the end repeat
 // the last one, so every row of a tile is real data.
 fn rowElem(row0: u32, i: u32, kvh: u32) -> u32 {
   let G = p.Hq / p.Hkv;
@@ -102,18 +99,6 @@ fn loadKV(j0: u32, nkeys: u32, kvh: u32, lid: u32) {
   }
 }
 
-// backward_dq: keys [j0, j0 + BC) of K, or of V when fromV, into ks; zero from nkeys on as in loadKV.
-fn loadKs(j0: u32, nkeys: u32, kvh: u32, lid: u32, fromV: bool) {
-  for (var i = lid; i < BC * p.D; i += WG) {
-    var v = 0.0;
-    if (j0 + i / p.D < nkeys) {
-      let g = keyElem(j0, i, kvh);
-      if (fromV) { v = V[g]; } else { v = K[g]; }
-    }
-    ks[tileIndex(i)] = v;
-  }
-}
-
 // Row a of qs times row b of ks, over D.
 fn dotQK(a: u32, b: u32) -> f32 {
   var s = 0.0;
@@ -121,9 +106,8 @@ fn dotQK(a: u32, b: u32) -> f32 {
   return s;
 }
 
-// The flash forward for workgroup (wgx, kvh): writes O for its rows and returns the logsumexp of the
-// scores of this thread's row.
-fn flashForward(wgx: u32, kvh: u32, lid: u32) -> f32 {
+// The flash forward for workgroup (wgx, kvh): writes O for its rows.
+fn flashForward(wgx: u32, kvh: u32, lid: u32) {
   let D = p.D;
   let G = p.Hq / p.Hkv;
   let nrows = p.T * G;
@@ -176,7 +160,6 @@ fn flashForward(wgx: u32, kvh: u32, lid: u32) -> f32 {
       if (d < D) { O[o + d] = acc[a] / l; }
     }
   }
-  return m + log(l);
 }
 
 @compute @workgroup_size(WG)
@@ -184,139 +167,126 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   flashForward(wg.x, wg.y, lid);
 }
 
-@compute @workgroup_size(WG)
-fn train(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lse = flashForward(wg.x, wg.y, lid);
-  let G = p.Hq / p.Hkv;
-  let row = wg.x * BR + lid / BC;
-  if (lid % BC == 0u && row < p.T * G) { LSE[headRow(row, wg.y, G)] = lse; }
+// train, backward_dq, backward_dkv: one invocation per query row (t, h) (backward_dkv: per key (j, kv head))
+// walks the keys it sees (the query rows that see it) serially, with no workgroup memory and no barrier.
+// SwiftShader runs a workgroup with a barrier as one coroutine per 4-lane subgroup and switches them at
+// every barrier; the 8×8 tiles' 3 to 6 barriers per tile cost far more than the tiles' arithmetic.
+const TW = 32u;   // invocations per workgroup of these entries
+
+// This invocation's index over a 2-D grid of TW-wide workgroups.
+fn flatInvocation(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wg.y * nwg.x + wg.x) * TW + lid; }
+
+// Attention over the whole sequence (past = 0) for row hr = t·Hq + h, with the logsumexp of its scores.
+// Online softmax over the keys: a new running max rescales the sums so far.
+@compute @workgroup_size(TW)
+fn train(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let hr = flatInvocation(wg, nwg, lid);
+  if (hr >= p.T * p.Hq) { return; }
+  let D = p.D;
+  let t = hr / p.Hq;
+  let kvh = (hr % p.Hq) / (p.Hq / p.Hkv);
+  let o = hr * D;
+  var q: array<f32, MAX_D>;
+  for (var d = 0u; d < D; d++) { q[d] = Q[o + d]; }
+  var m = -3.0e38;   // running max; finite so that exp(m − s) is 0, not NaN, at the first key
+  var l = 0.0;       // running sum of exp(s − m)
+  var acc: array<f32, MAX_D>;
+  for (var j = 0u; j <= t; j++) {
+    let kb = (j * p.Hkv + kvh) * D;
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) { s += q[d] * K[kb + d]; }
+    s *= p.scale;
+    if (s > m) {
+      let alpha = exp(m - s);
+      l *= alpha;
+      for (var d = 0u; d < D; d++) { acc[d] *= alpha; }
+      m = s;
+    }
+    let pj = exp(s - m);
+    l += pj;
+    for (var d = 0u; d < D; d++) { acc[d] += pj * V[kb + d]; }
+  }
+  for (var d = 0u; d < D; d++) { O[o + d] = acc[d] / l; }
+  LSE[hr] = m + log(l);
 }
 
-// dQ for BR query rows of kv head wg.y (rows as in main) over the keys they see. The Q and dO rows stay
-// in qs and dos; each key chunk passes through ks twice: V (dP = dO·vᵀ), then K (scores, dq += dS·K).
-@compute @workgroup_size(WG)
-fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// dQ and Δ of row hr = t·Hq + h over the keys it sees.
+@compute @workgroup_size(TW)
+fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let hr = flatInvocation(wg, nwg, lid);
+  if (hr >= p.T * p.Hq) { return; }
   let D = p.D;
-  let G = p.Hq / p.Hkv;
-  let nrows = p.T * G;
-  let kvh = wg.y;
-  let row0 = wg.x * BR;
-  let r = lid / BC;
-  let c = lid % BC;
-  let row = min(row0 + r, nrows - 1u);
-  let last = row / G;                                 // last key this row sees
-  let nkeys = (min(row0 + BR, nrows) - 1u) / G + 1u;  // keys any row of the workgroup sees
-  let o = qOffset(row, kvh, G);
-  let hr = headRow(row, kvh, G);
-
-  for (var i = lid; i < BR * D; i += WG) {
-    let g = rowElem(row0, i, kvh);
-    qs[tileIndex(i)] = Q[g];
-    dos[tileIndex(i)] = dO[g];
+  let t = hr / p.Hq;
+  let kvh = (hr % p.Hq) / (p.Hq / p.Hkv);
+  let o = hr * D;
+  var q: array<f32, MAX_D>;
+  var g: array<f32, MAX_D>;   // dO of the row
+  var delta = 0.0;            // Δ = dO·O
+  for (var d = 0u; d < D; d++) {
+    q[d] = Q[o + d];
+    g[d] = dO[o + d];
+    delta += g[d] * O[o + d];
   }
-  workgroupBarrier();
-  // Δ = dO·O of row r; the BC threads of the row compute the same value.
-  var delta = 0.0;
-  for (var d = 0u; d < D; d++) { delta += dos[r * MAX_D + d] * O[o + d]; }
-  if (c == 0u && row0 + r < nrows) { Delta[hr] = delta; }
+  Delta[hr] = delta;
   let lse = LSE[hr];
-
-  var acc: array<f32, NACC>;   // dq of row r, dims c, c + BC, ...
-  for (var j0 = 0u; j0 < nkeys; j0 += BC) {
-    workgroupBarrier();   // the previous chunk's K is no longer read
-    loadKs(j0, nkeys, kvh, lid, true);
-    workgroupBarrier();
+  var acc: array<f32, MAX_D>;
+  for (var j = 0u; j <= t; j++) {
+    let kb = (j * p.Hkv + kvh) * D;
+    var s = 0.0;
     var dp = 0.0;
-    for (var d = 0u; d < D; d++) { dp += dos[r * MAX_D + d] * ks[c * MAX_D + d]; }
-    workgroupBarrier();
-    loadKs(j0, nkeys, kvh, lid, false);
-    workgroupBarrier();
-    var ds = 0.0;
-    if (j0 + c <= last) { ds = exp(dotQK(r, c) * p.scale - lse) * (dp - delta); }
-    dss[r * BC + c] = ds;
-    workgroupBarrier();
-    for (var cc = 0u; cc < BC; cc++) {
-      let w = dss[r * BC + cc];
-      for (var a = 0u; a < NACC; a++) {
-        let d = c + a * BC;
-        if (d < D) { acc[a] += w * ks[cc * MAX_D + d]; }
-      }
+    for (var d = 0u; d < D; d++) {
+      s += q[d] * K[kb + d];
+      dp += g[d] * V[kb + d];
     }
+    let ds = exp(s * p.scale - lse) * (dp - delta);
+    for (var d = 0u; d < D; d++) { acc[d] += ds * K[kb + d]; }
   }
-
-  if (row0 + r < nrows) {
-    for (var a = 0u; a < NACC; a++) {
-      let d = c + a * BC;
-      if (d < D) { dQ[o + d] = acc[a] * p.scale; }
-    }
-  }
+  for (var d = 0u; d < D; d++) { dQ[o + d] = acc[d] * p.scale; }
 }
 
-// dK, dV for BC keys of kv head wg.y. K and V stay in ks and vs while the query rows that see them (from
-// row j0·G on, in order) pass through qs in chunks of BR: Q (scores, P), then dO (dP, dS; dv += Pᵀ·dO),
-// then Q again (dk += dSᵀ·Q). Scores use thread (r, c) = (query row, key); the sums thread (key, dims).
-@compute @workgroup_size(WG)
-fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// dK, dV of key jh = j·Hkv + kvh over the query rows that see it: t = j .. T − 1, each of the G heads
+// sharing kv head kvh, in that order.
+@compute @workgroup_size(TW)
+fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let jh = flatInvocation(wg, nwg, lid);
+  if (jh >= p.T * p.Hkv) { return; }
   let D = p.D;
   let G = p.Hq / p.Hkv;
-  let nrows = p.T * G;
-  let kvh = wg.y;
-  let j0 = wg.x * BC;
-  let r = lid / BC;
-  let c = lid % BC;
-  let key = lid / BR;   // the key this thread sums for,
-  let kd = lid % BR;    // and its dims kd, kd + BR, ... (BR = BC, so NACC of them cover MAX_D)
-
-  loadKV(j0, p.T, kvh, lid);
-  var dk: array<f32, NACC>;
-  var dv: array<f32, NACC>;
-  for (var i0 = j0 * G; i0 < nrows; i0 += BR) {
-    let row = min(i0 + r, nrows - 1u);
-    let hr = headRow(row, kvh, G);
-    // Query t = row / G sees keys 0..t; rows past the end see none.
-    let seen = i0 + r < nrows && j0 + c <= row / G;
-    workgroupBarrier();   // the previous chunk's qs, ss and dss are no longer read
-    for (var i = lid; i < BR * D; i += WG) { qs[tileIndex(i)] = Q[rowElem(i0, i, kvh)]; }
-    workgroupBarrier();
-    var pj = 0.0;
-    if (seen) { pj = exp(dotQK(r, c) * p.scale - LSE[hr]); }
-    workgroupBarrier();
-    for (var i = lid; i < BR * D; i += WG) { qs[tileIndex(i)] = dO[rowElem(i0, i, kvh)]; }
-    workgroupBarrier();
-    var dp = 0.0;
-    for (var d = 0u; d < D; d++) { dp += qs[r * MAX_D + d] * vs[c * MAX_D + d]; }
-    ss[r * BC + c] = pj;
-    dss[r * BC + c] = select(0.0, pj * (dp - Delta[hr]), seen);
-    workgroupBarrier();
-    for (var rr = 0u; rr < BR; rr++) {
-      let w = ss[rr * BC + key];
-      for (var a = 0u; a < NACC; a++) {
-        let d = kd + a * BR;
-        if (d < D) { dv[a] += w * qs[rr * MAX_D + d]; }
+  let j = jh / p.Hkv;
+  let h0 = (jh % p.Hkv) * G;   // first query head of this kv head
+  let kb = jh * D;
+  var k: array<f32, MAX_D>;
+  var v: array<f32, MAX_D>;
+  for (var d = 0u; d < D; d++) {
+    k[d] = K[kb + d];
+    v[d] = V[kb + d];
+  }
+  var dk: array<f32, MAX_D>;
+  var dv: array<f32, MAX_D>;
+  for (var t = j; t < p.T; t++) {
+    for (var hh = 0u; hh < G; hh++) {
+      let hr = t * p.Hq + h0 + hh;
+      let o = hr * D;
+      var s = 0.0;
+      var dp = 0.0;
+      for (var d = 0u; d < D; d++) {
+        s += k[d] * Q[o + d];
+        dp += v[d] * dO[o + d];
       }
-    }
-    workgroupBarrier();
-    for (var i = lid; i < BR * D; i += WG) { qs[tileIndex(i)] = Q[rowElem(i0, i, kvh)]; }
-    workgroupBarrier();
-    for (var rr = 0u; rr < BR; rr++) {
-      let w = dss[rr * BC + key];
-      for (var a = 0u; a < NACC; a++) {
-        let d = kd + a * BR;
-        if (d < D) { dk[a] += w * qs[rr * MAX_D + d]; }
+      let pj = exp(s * p.scale - LSE[hr]);
+      let ds = pj * (dp - Delta[hr]);
+      for (var d = 0u; d < D; d++) {
+        dv[d] += pj * dO[o + d];
+        dk[d] += ds * Q[o + d];
       }
     }
   }
-
-  let j = j0 + key;
-  if (j < p.T) {
-    let o = (j * p.Hkv + kvh) * D;
-    for (var a = 0u; a < NACC; a++) {
-      let d = kd + a * BR;
-      if (d < D) {
-        dK[o + d] = dk[a] * p.scale;
-        dV[o + d] = dv[a];
-      }
-    }
+  for (var d = 0u; d < D; d++) {
+    dK[kb + d] = dk[d] * p.scale;
+    dV[kb + d] = dv[d];
   }
 }
 

@@ -1,8 +1,8 @@
 // Global gradient-norm clipping (Pascanu et al. 2013, arXiv:1211.5063, Algorithm 2; as torch.nn.utils.
 // clip_grad_norm_), on the GPU, so a training step never waits for a readback:
 //   norm = sqrt(Σ over every trainable tensor Σ g²),  coef = min(1, maxNorm / (norm + 1e-6)),  g ← coef·g
-// sumsq: partials[offset + w] = Σ g² over chunk w of one gradient gIn [len] (CHUNK = WG·PER_THREAD
-//        elements per workgroup); each tensor writes its own range of partials
+// sumsq: partials[offset + w] = Σ g² over slice w of one gradient gIn [len] (about CHUNK elements each,
+//        see sumsq); each tensor writes its own range of partials
 // norm:  one workgroup: stats[0] = sqrt(Σ partials[0 .. count)), stats[1] = coef (1 when maxNorm = 0)
 // scale: gOut [len] ← stats[1]·gOut
 // Every sum runs in a fixed order (no atomics), so a run repeats bit for bit. Workgroups are linearised
@@ -16,8 +16,9 @@ struct Params {
   maxNorm: f32,   // norm: 0 turns clipping off (coef 1)
 }
 
-override WG: u32 = 256;   // threads per workgroup, a power of two
-const PER_THREAD: u32 = 8u;
+override WG: u32 = 256;   // threads per workgroup of norm and scale, a power of two
+const CHUNK = 2048u;       // elements per partial (CHUNK in src/train/clip.ts)
+const SUMSQ_WG = 64u;      // invocations per workgroup of sumsq
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gIn: array<f32>;              // sumsq: [len]
@@ -40,22 +41,21 @@ fn workgroupSum(v: f32, lid: u32) -> f32 {
   return red[0];
 }
 
-@compute @workgroup_size(WG)
+// Invocation w of P = ⌈len / CHUNK⌉ sums elements w, w + P, w + 2P, ..., so adjacent invocations read
+// adjacent elements, with no barrier: SwiftShader runs a workgroup that has one as a coroutine per 4-lane
+// subgroup, switched at every barrier, which costs more than the sums themselves.
+@compute @workgroup_size(SUMSQ_WG)
 fn sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let w = wg.y * nwg.x + wg.x;
-  let base = w * WG * PER_THREAD;
-  if (base >= p.len) { return; }   // the whole workgroup: uniform
+  let P = (p.len + CHUNK - 1u) / CHUNK;
+  let w = (wg.y * nwg.x + wg.x) * SUMSQ_WG + lid;
+  if (w >= P) { return; }
   var s = 0.0;
-  for (var i = 0u; i < PER_THREAD; i++) {
-    let idx = base + i * WG + lid;
-    if (idx < p.len) {
-      let g = gIn[idx];
-      s += g * g;
-    }
+  for (var idx = w; idx < p.len; idx += P) {
+    let g = gIn[idx];
+    s += g * g;
   }
-  let total = workgroupSum(s, lid);
-  if (lid == 0u) { partials[p.offset + w] = total; }
+  partials[p.offset + w] = s;
 }
 
 @compute @workgroup_size(WG)

@@ -5,6 +5,10 @@
 // VEC4: the contiguous dimension of A and B and the batch strides are multiples of 4, so interior
 // quads load as one vec4; otherwise quads are gathered element by element.
 // Backward: dA = dC·Bᵀ and dB = Aᵀ·dC are this same kernel with other TRANS flags (see src/ops/matmul.ts).
+// direct: the same product with no workgroup memory and no barrier, for software adapters: SwiftShader
+// runs a workgroup that has a barrier as one coroutine per 4-lane subgroup, switched at every barrier,
+// which costs the tiled kernel more than its arithmetic. One invocation per 4×4 block of C reads op(A)
+// and op(B) from memory in 4×4 blocks; 8×8 invocations (a 32×32 block of C) per workgroup.
 
 struct Params {
   M: u32, N: u32, K: u32,
@@ -101,18 +105,80 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     workgroupBarrier();
   }
 
-  let baseC = wg.z * p.strideC;
+  store(m0 + lid.y * 4u, n0 + lid.x * 4u, wg.z, acc);
+}
+
+// C[batch][m0 + i, n0 + j] = alpha·acc[i][j] (+ C when ACCUMULATE), inside C.
+fn store(m0: u32, n0: u32, batch: u32, acc: array<vec4<f32>, 4>) {
+  let baseC = batch * p.strideC;
   for (var i = 0u; i < 4u; i++) {
-    let m = m0 + lid.y * 4u + i;
-    if (m >= M) { break; }
+    let m = m0 + i;
+    if (m >= p.M) { break; }
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + lid.x * 4u + j;
-      if (n < N) {
-        let idx = baseC + m * N + n;
+      let n = n0 + j;
+      if (n < p.N) {
+        let idx = baseC + m * p.N + n;
         var v = p.alpha * acc[i][j];
         if (ACCUMULATE) { v += C[idx]; }
         C[idx] = v;
       }
     }
   }
+}
+
+// op(A)[m0 .. m0 + 3, k0 .. k0 + 3] as four vectors over m, one per k; zero outside A.
+fn blockA(base: u32, m0: u32, k0: u32) -> array<vec4<f32>, 4> {
+  let M = p.M; let K = p.K;
+  let vm = remaining(m0, M); let vk = remaining(k0, K);
+  if (TRANS_A) {                         // A stored [K, M]: quads run along m
+    return array<vec4<f32>, 4>(
+      quadA(base + k0 * M + m0, select(0u, vm, vk > 0u)),
+      quadA(base + (k0 + 1u) * M + m0, select(0u, vm, vk > 1u)),
+      quadA(base + (k0 + 2u) * M + m0, select(0u, vm, vk > 2u)),
+      quadA(base + (k0 + 3u) * M + m0, select(0u, vm, vk > 3u)));
+  }
+  let t = transpose(mat4x4<f32>(         // A stored [M, K]: quads run along k
+    quadA(base + m0 * K + k0, select(0u, vk, vm > 0u)),
+    quadA(base + (m0 + 1u) * K + k0, select(0u, vk, vm > 1u)),
+    quadA(base + (m0 + 2u) * K + k0, select(0u, vk, vm > 2u)),
+    quadA(base + (m0 + 3u) * K + k0, select(0u, vk, vm > 3u))));
+  return array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]);
+}
+
+// op(B)[k0 .. k0 + 3, n0 .. n0 + 3] as four vectors over n, one per k; zero outside B.
+fn blockB(base: u32, k0: u32, n0: u32) -> array<vec4<f32>, 4> {
+  let N = p.N; let K = p.K;
+  let vn = remaining(n0, N); let vk = remaining(k0, K);
+  if (!TRANS_B) {                        // B stored [K, N]: quads run along n
+    return array<vec4<f32>, 4>(
+      quadB(base + k0 * N + n0, select(0u, vn, vk > 0u)),
+      quadB(base + (k0 + 1u) * N + n0, select(0u, vn, vk > 1u)),
+      quadB(base + (k0 + 2u) * N + n0, select(0u, vn, vk > 2u)),
+      quadB(base + (k0 + 3u) * N + n0, select(0u, vn, vk > 3u)));
+  }
+  let t = transpose(mat4x4<f32>(         // B stored [N, K]: quads run along k
+    quadB(base + n0 * K + k0, select(0u, vk, vn > 0u)),
+    quadB(base + (n0 + 1u) * K + k0, select(0u, vk, vn > 1u)),
+    quadB(base + (n0 + 2u) * K + k0, select(0u, vk, vn > 2u)),
+    quadB(base + (n0 + 3u) * K + k0, select(0u, vk, vn > 3u))));
+  return array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]);
+}
+
+@compute @workgroup_size(8, 8)
+fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let m0 = (wg.y * 8u + lid.y) * 4u;
+  let n0 = (wg.x * 8u + lid.x) * 4u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  let baseA = wg.z * p.strideA;
+  let baseB = wg.z * p.strideB;
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += 4u) {
+    let a = blockA(baseA, m0, k0);   // a[kk][i] = op(A)[m0 + i, k0 + kk]
+    let b = blockB(baseB, k0, n0);   // b[kk][j] = op(B)[k0 + kk, n0 + j]
+    acc[0] += a[0].x * b[0] + a[1].x * b[1] + a[2].x * b[2] + a[3].x * b[3];
+    acc[1] += a[0].y * b[0] + a[1].y * b[1] + a[2].y * b[2] + a[3].y * b[3];
+    acc[2] += a[0].z * b[0] + a[1].z * b[1] + a[2].z * b[2] + a[3].z * b[3];
+    acc[3] += a[0].w * b[0] + a[1].w * b[1] + a[2].w * b[2] + a[3].w * b[3];
+  }
+  store(m0, n0, wg.z, acc);
 }

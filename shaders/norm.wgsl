@@ -8,6 +8,9 @@
 // main, backward: one workgroup per row: each thread folds a strided slice of the row, a tree reduction
 // in workgroup memory gives the row's sum, then every thread writes its slice. Rows are spread over a
 // 2-D grid (more than 65535 rows) and linearised with num_workgroups.
+// main_rows, backward_rows: the same for rows of at most a few thousand (the wrapper decides), one
+// invocation per row and no barrier. SwiftShader runs a workgroup that has a barrier as one coroutine per
+// 4-lane subgroup, switched at every barrier, which costs far more than a short row's arithmetic.
 // Each entry point binds its own buffers; variables sharing a binding number belong to different entries.
 
 struct Params {
@@ -96,6 +99,54 @@ fn backward(
     dx[base + i] = d;
   }
   if (lid == 0u) { rstd[row] = r; }
+}
+
+const ROW_WG = 64u;   // invocations (rows) per workgroup of main_rows and backward_rows
+
+@compute @workgroup_size(ROW_WG)
+fn main_rows(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = flatWorkgroup(wg, nwg) * ROW_WG + lid;
+  if (row >= p.rows) { return; }
+  let base = row * p.dim;
+  var s = 0.0;
+  for (var i = 0u; i < p.dim; i++) {
+    let v = x[base + i];
+    s += v * v;
+  }
+  let inv = inverseSqrt(s / f32(p.dim) + p.eps);
+  for (var i = 0u; i < p.dim; i++) {
+    y[base + i] = x[base + i] * inv * weight[i];
+  }
+}
+
+@compute @workgroup_size(ROW_WG)
+fn backward_rows(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = flatWorkgroup(wg, nwg) * ROW_WG + lid;
+  if (row >= p.rows) { return; }
+  let base = row * p.dim;
+  var ss = 0.0;   // Σ x²
+  var gx = 0.0;   // Σ weight·dy·x
+  for (var i = 0u; i < p.dim; i++) {
+    let v = x[base + i];
+    ss += v * v;
+    gx += weight[i] * dy[base + i] * v;
+  }
+  let r = inverseSqrt(ss / f32(p.dim) + p.eps);
+  let c = gx * r * r / f32(p.dim);
+  for (var i = 0u; i < p.dim; i++) {
+    var d = r * (weight[i] * dy[base + i] - x[base + i] * c);
+    if (ACCUMULATE) { d += dx[base + i]; }
+    dx[base + i] = d;
+  }
+  rstd[row] = r;
 }
 
 // A workgroup owns COLS columns; its WG/COLS lanes take every (WG/COLS)-th row, then a tree over the lanes

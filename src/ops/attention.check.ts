@@ -90,7 +90,7 @@ const kvWrite: CheckCase = {
 
 interface TrainShape { T: number; Hq: number; Hkv: number; D: number; qScale?: number; scale?: number; smoke?: boolean }
 
-// T 1, 7, 37, 130 (ragged to the 8-row and 8-key tiles); head dims 8, 32, 64, 128; GQA ratios 1, 2, 4.
+// T 1, 7, 37, 130 (T·Hq ragged to the 32-invocation workgroups); head dims 8, 32, 64, 128; GQA ratios 1, 2, 4.
 const trainShapes: TrainShape[] = [
   { T: 7, Hq: 2, Hkv: 1, D: 32, smoke: true },
   { T: 1, Hq: 1, Hkv: 1, D: 8 },

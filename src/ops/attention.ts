@@ -11,9 +11,9 @@ const Params = paramStruct([
   ['T', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['D', 'u32'], ['past', 'u32'], ['scale', 'f32'],
 ] as const);
 
-/** Must match BR, BC and MAX_D in shaders/attention.wgsl. */
+/** Must match BR, TW and MAX_D in shaders/attention.wgsl. */
 const ROWS_PER_WORKGROUP = 8;
-const KEYS_PER_WORKGROUP = 8;
+const TRAIN_WORKGROUP = 32;
 const MAX_HEAD_DIM = 128;
 
 export interface AttentionOptions {
@@ -121,14 +121,14 @@ export function attentionTrain(
     entry: 'train',
     params: Params.pack({ T, Hq, Hkv, D, past: 0, scale }),
     bindings: [q, k, v, out, lse],
-    workgroups: [Math.ceil((T * (Hq / Hkv)) / ROWS_PER_WORKGROUP), Hkv],
+    workgroups: grid(Math.ceil((T * Hq) / TRAIN_WORKGROUP)),
   });
   return { out, lse };
 }
 
 /**
  * Gradients of attentionTrain given dOut [T, Hq, D], from its inputs and its out and lse: dq [T, Hq, D],
- * dk, dv [T, Hkv, D]. The scores are recomputed in tiles (FlashAttention-2), so memory stays O(T·H·D);
+ * dk, dv [T, Hkv, D]. The scores are recomputed (FlashAttention-2), so memory stays O(T·H·D);
  * each gradient element has one owner that sums in a fixed order (dk, dv over the G query heads of their
  * kv head too), so the result is the same on every run. `scale` must be the forward's.
  */
@@ -154,13 +154,13 @@ export function attentionBackward(
     op, shapes, shader, params,
     entry: 'backward_dq',
     bindings: [q, k, v, out, lse, dOut, dq, delta],
-    workgroups: [Math.ceil((T * (Hq / Hkv)) / ROWS_PER_WORKGROUP), Hkv],
+    workgroups: grid(Math.ceil((T * Hq) / TRAIN_WORKGROUP)),
   });
   q.gpu.dispatch({
     op, shapes, shader, params,
     entry: 'backward_dkv',
     bindings: [q, k, v, null, lse, dOut, null, delta, dk, dv],
-    workgroups: [Math.ceil(T / KEYS_PER_WORKGROUP), Hkv],
+    workgroups: grid(Math.ceil((T * Hkv) / TRAIN_WORKGROUP)),
   });
   delta.release();   // recorded work keeps its binding; later ops may reuse the buffer
   return { dq, dk, dv };

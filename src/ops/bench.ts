@@ -1,6 +1,7 @@
 // Kernel benchmarks: median GFLOP/s and GB/s per kernel and shape after warm-up. Shapes are the
 // foundation issue's: GEMM 1024³ and 4096³, and the FFN / MoE shapes of a 7M and a 7B LLaMA at 2048
-// tokens, with the grouped MoE GEMM beside a dense GEMM of the same active FLOPs.
+// tokens, with the grouped MoE GEMM beside a dense GEMM of the same active FLOPs; and the training ops
+// and the whole forward + backward of a small LLaMA (hidden 64, vocab 2048, one 128-token sequence).
 import type { Gpu } from '../gpu/device.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../data/rng.ts';
@@ -8,6 +9,15 @@ import { matmul } from './matmul.ts';
 import { swiglu } from './activation.ts';
 import { moeExperts, moeForward, type MoeForwardResult, type MoeWeights } from './moe.ts';
 import { createDistillState, moeDistillStep, releaseDistillState } from './moe-train.ts';
+import { attentionBackward, attentionTrain } from './attention.ts';
+import { crossEntropyBackward } from './softmax.ts';
+import { rmsNorm, rmsNormBackward } from './norm.ts';
+import { embeddingBackward } from './embedding.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { LlamaModel } from '../model/llama.ts';
+import { randomModel } from '../model/llama.check.ts';
+import { releaseTrainModel, sequenceLoss, trainModel } from '../train/llama-train.ts';
+import { AdamW } from '../train/optim.ts';
 
 export type BenchSuite = 'small' | 'full';
 
@@ -43,8 +53,12 @@ interface BenchCase {
   flops: number;
   bytes: number;
   /** What to record per repetition, and what to release after (tensors, or a state that owns some). */
-  setup(gpu: Gpu, rng: Rng): { record: () => void; release: { release(): void }[] };
+  setup(gpu: Gpu, rng: Rng): Setup | Promise<Setup>;
+  /** Timed by the wall clock: its work spans several passes (copies end a pass), timestamps one. */
+  wall?: boolean;
 }
+
+interface Setup { record: () => void; release: { release(): void }[] }
 
 function gemmCase(suite: BenchSuite, name: string, M: number, N: number, K: number, transB = false): BenchCase {
   return {
@@ -175,6 +189,102 @@ function distillStepCase(s: FfnShape): BenchCase {
   };
 }
 
+/** The training model's shapes: T tokens, hidden H, vocab V, Hq query and Hkv kv heads of D dims. */
+const TR = { T: 128, H: 64, V: 2048, Hq: 4, Hkv: 2, D: 16 };
+
+/** One training op at TR's shapes; FLOPs and bytes as given. */
+function trainOpCase(name: string, shape: string, flops: number, bytes: number, setup: BenchCase['setup']): BenchCase {
+  return { name: `train ${name}`, suite: 'small', shape, flops, bytes, setup };
+}
+
+const trainOpCases: BenchCase[] = [
+  trainOpCase('attention fwd', `T${TR.T} Hq${TR.Hq} Hkv${TR.Hkv} D${TR.D}`, 2 * TR.T * TR.T * TR.Hq * TR.D, 4 * 4 * TR.T * TR.Hq * TR.D, (gpu, rng) => {
+    const q = gpu.upload(rng.uniforms(TR.T * TR.Hq * TR.D, -1, 1), [TR.T, TR.Hq, TR.D]);
+    const [k, v] = [0, 1].map(() => gpu.upload(rng.uniforms(TR.T * TR.Hkv * TR.D, -1, 1), [TR.T, TR.Hkv, TR.D]));
+    const r = attentionTrain(q, k, v);
+    return { record: () => void attentionTrain(q, k, v, { out: r }), release: [q, k, v, r.out, r.lse] };
+  }),
+  trainOpCase('attention bwd', `T${TR.T} Hq${TR.Hq} Hkv${TR.Hkv} D${TR.D}`, 5 * TR.T * TR.T * TR.Hq * TR.D, 4 * 8 * TR.T * TR.Hq * TR.D, (gpu, rng) => {
+    const q = gpu.upload(rng.uniforms(TR.T * TR.Hq * TR.D, -1, 1), [TR.T, TR.Hq, TR.D]);
+    const [k, v] = [0, 1].map(() => gpu.upload(rng.uniforms(TR.T * TR.Hkv * TR.D, -1, 1), [TR.T, TR.Hkv, TR.D]));
+    const dOut = gpu.upload(rng.uniforms(TR.T * TR.Hq * TR.D, -1, 1), [TR.T, TR.Hq, TR.D]);
+    const f = attentionTrain(q, k, v);
+    const g = attentionBackward(q, k, v, f.out, f.lse, dOut);
+    return { record: () => void attentionBackward(q, k, v, f.out, f.lse, dOut, { out: g }), release: [q, k, v, dOut, f.out, f.lse, g.dq, g.dk, g.dv] };
+  }),
+  trainOpCase('lm-head dW (Aᵀ·B)', `${TR.V}×${TR.H}×${TR.T}`, 2 * TR.V * TR.H * TR.T, 4 * (2 * TR.T * (TR.V + TR.H) + TR.V * TR.H), (gpu, rng) => {
+    const dl = gpu.upload(rng.uniforms(TR.T * TR.V, -1, 1), [TR.T, TR.V]);
+    const h = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const dW = gpu.tensor([TR.V, TR.H]);
+    return { record: () => void matmul(dl, h, { transA: true, out: dW }), release: [dl, h, dW] };
+  }),
+  trainOpCase('cross-entropy bwd', `${TR.T}×${TR.V}`, 0, 4 * 2 * TR.T * TR.V, (gpu, rng) => {
+    const logits = gpu.upload(rng.uniforms(TR.T * TR.V, -4, 4), [TR.T, TR.V]);
+    const targets = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
+    const r = crossEntropyBackward(logits, targets, { scale: 1 / TR.T });
+    return {
+      record: () => void crossEntropyBackward(logits, targets, { scale: 1 / TR.T, loss: r.loss, dlogits: r.dlogits }),
+      release: [logits, targets, r.loss, r.dlogits],
+    };
+  }),
+  trainOpCase('rmsnorm fwd', `${TR.T}×${TR.H}`, 0, 4 * 2 * TR.T * TR.H, (gpu, rng) => {
+    const x = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const w = gpu.upload(rng.uniforms(TR.H, 0.8, 1.2), [TR.H]);
+    const y = rmsNorm(x, w, { eps: 1e-5 });
+    return { record: () => void rmsNorm(x, w, { eps: 1e-5, out: y }), release: [x, w, y] };
+  }),
+  trainOpCase('rmsnorm bwd', `${TR.T}×${TR.H}`, 0, 4 * 3 * TR.T * TR.H, (gpu, rng) => {
+    const x = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const w = gpu.upload(rng.uniforms(TR.H, 0.8, 1.2), [TR.H]);
+    const dy = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const g = rmsNormBackward(x, w, dy, { eps: 1e-5 });
+    return { record: () => void rmsNormBackward(x, w, dy, { eps: 1e-5, out: g }), release: [x, w, dy, g.dx, g.dWeight] };
+  }),
+  trainOpCase('embedding bwd', `${TR.T} ids of ${TR.V}×${TR.H}`, 0, 4 * (TR.T * TR.H + TR.V * TR.H), (gpu, rng) => {
+    const ids = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
+    const dOut = gpu.upload(rng.uniforms(TR.T * TR.H, -1, 1), [TR.T, TR.H]);
+    const d = embeddingBackward(ids, dOut, TR.V);
+    return { record: () => void embeddingBackward(ids, dOut, TR.V, { out: d }), release: [ids, dOut, d] };
+  }),
+];
+
+/**
+ * One training step on one TR.T-token sequence of a random 4-layer LLaMA of TR's shapes, as the trainer
+ * records it: forward, backward, gradient clipping and AdamW on every parameter. FLOPs count the GEMMs:
+ * 6 per parameter and token.
+ */
+function trainStepCase(): BenchCase {
+  const c: ModelConfig = {
+    arch: 'llama', dim: TR.H, hiddenDim: 172, nLayers: 4, nHeads: TR.Hq, nKvHeads: TR.Hkv, headDim: TR.D,
+    vocabSize: TR.V, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, ropeStyle: 'half', tiedEmbeddings: true,
+    qkvBias: false, bosId: 1, eosId: 2,
+  };
+  const perLayer = 2 * TR.H * TR.Hq * TR.D + 2 * TR.H * TR.Hkv * TR.D + 3 * TR.H * c.hiddenDim;
+  const params = c.nLayers * perLayer + TR.V * TR.H;
+  return {
+    name: 'train step 4-layer',
+    suite: 'small',
+    wall: true,
+    shape: `T${TR.T} H${TR.H} V${TR.V} L${c.nLayers}`,
+    flops: 6 * params * TR.T,
+    bytes: 4 * 3 * params,
+    async setup(gpu, rng) {
+      const model = await LlamaModel.load(gpu, randomModel(c, rng).index);
+      const m = trainModel(model, { freeze: { only: [], freeze: [], fields: { only: 'only', freeze: 'freeze' } }, recompute: false });
+      const ids = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
+      const targets = gpu.upload(Uint32Array.from({ length: TR.T }, () => rng.int(TR.V)), [TR.T]);
+      const ce = gpu.tensor([TR.T]);
+      const opt = new AdamW(gpu, m.params.trainable(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 });
+      const record = () => {
+        opt.zeroGrad();
+        sequenceLoss(m, { ids, targets }, { train: true, ceScale: 1 / TR.T, klScale: 0, out: { ce, offset: 0 } });
+        opt.update(1e-4);
+      };
+      return { record, release: [ids, targets, ce, opt, { release: () => { releaseTrainModel(m); model.release(); } }] };
+    },
+  };
+}
+
 export const benchCases: BenchCase[] = [
   gemmCase('small', 'gemm 1024³', 1024, 1024, 1024),
   gemmCase('full', 'gemm 4096³', 4096, 4096, 4096),
@@ -186,6 +296,8 @@ export const benchCases: BenchCase[] = [
     denseFfnCase(s.suite, `dense FFN ${s.label} at T·k rows, I/E`, s.T * s.k, s.H, s.I / s.E),
   ]),
   distillStepCase(FFN_SHAPES[0]),
+  ...trainOpCases,
+  trainStepCase(),
 ];
 
 export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) => void): Promise<{ suite: BenchSuite; rows: BenchRow[] }> {
@@ -197,12 +309,12 @@ export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) 
   for (const c of benchCases) {
     if (suite === 'small' && c.suite === 'full') continue;
     if (args.filter?.length && !args.filter.some((f) => c.name.includes(f))) continue;
-    const { record, release } = c.setup(gpu, rng);
+    const { record, release } = await c.setup(gpu, rng);
     await gpu.measure(1, record); // warm-up: pipeline compile, first-touch
     const times: number[] = [];
     let timer: BenchRow['timer'] = 'wall';
     for (let s = 0; s < samples; s++) {
-      const m = await gpu.measure(reps, record);
+      const m = c.wall ? await wallTime(gpu, reps, record) : await gpu.measure(reps, record);
       times.push(m.msPerRep);
       timer = m.source;
     }
@@ -222,6 +334,14 @@ export async function runBench(gpu: Gpu, args: BenchArgs, progress: (m: string) 
     }
   }
   return { suite, rows };
+}
+
+async function wallTime(gpu: Gpu, reps: number, record: () => void): Promise<{ msPerRep: number; source: 'wall' }> {
+  await gpu.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) record();
+  await gpu.sync();
+  return { msPerRep: (performance.now() - t0) / reps, source: 'wall' };
 }
 
 function median(xs: number[]): number {

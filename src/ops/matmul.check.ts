@@ -25,9 +25,12 @@ function label(s: Shape): string {
   return `${op} M${s.M} N${s.N} K${s.K}${s.batch ? ` batch ${s.batch}${s.broadcastB ? ' (B broadcast)' : ''}` : ''}`;
 }
 
-const forward: CheckCase[] = shapes.map((s) => ({
+// Both kernels on every shape: the tiled one (GPUs) and the direct one (software adapters).
+const KERNELS = ['tiled', 'direct'] as const;
+
+const forward: CheckCase[] = shapes.flatMap((s) => KERNELS.map((kernel) => ({
   family: 'matmul',
-  name: label(s),
+  name: `${label(s)} ${kernel}`,
   tol: TOL.gemm,
   smoke: s.smoke,
   async run(gpu, rng) {
@@ -40,25 +43,25 @@ const forward: CheckCase[] = shapes.map((s) => ({
     const a = gpu.upload(A, batched ? [batch, ...aShape] : aShape, 'A');
     const b = gpu.upload(B, batched && !s.broadcastB ? [batch, ...bShape] : bShape, 'B');
     const out = poisoned(gpu, batched ? [batch, s.M, s.N] : [s.M, s.N]);
-    matmul(a, b, { transA: s.transA, transB: s.transB, out });
+    matmul(a, b, { transA: s.transA, transB: s.transB, out, kernel });
     const want = bmmRef(A, B, batch, s.M, s.N, s.K, { transA: s.transA, transB: s.transB, batchB: !s.broadcastB });
     return compare({ C: [out, want] }, [a, b, out]);
   },
-}));
+})));
 
-const accumulate: CheckCase = {
+const accumulate: CheckCase[] = KERNELS.map((kernel) => ({
   family: 'matmul',
-  name: 'C += 0.5·A·B (accumulate) M23 N18 K41',
+  name: `C += 0.5·A·B (accumulate) M23 N18 K41 ${kernel}`,
   tol: TOL.gemm,
   async run(gpu, rng) {
     const [M, N, K] = [23, 18, 41];
     const A = rng.normals(M * K), B = rng.normals(K * N), C0 = rng.normals(M * N);
     const a = gpu.upload(A, [M, K]), b = gpu.upload(B, [K, N]), c = gpu.upload(C0, [M, N]);
-    matmul(a, b, { alpha: 0.5, accumulate: true, out: c });
+    matmul(a, b, { alpha: 0.5, accumulate: true, out: c, kernel });
     const want = matmulRef(A, B, M, N, K, false, false, 0.5).map((v, i) => v + C0[i]);
     return compare({ C: [c, want] }, [a, b, c]);
   },
-};
+}));
 
 // dA = dC·Bᵀ, dB = Aᵀ·dC, with the float64 reference gradients checked against finite differences.
 const backward: CheckCase = {
@@ -84,4 +87,4 @@ const backward: CheckCase = {
   },
 };
 
-export const matmulChecks: CheckCase[] = [...forward, accumulate, backward];
+export const matmulChecks: CheckCase[] = [...forward, ...accumulate, backward];

@@ -11,6 +11,9 @@ const Params = paramStruct([
   ['alpha', 'f32'],
 ] as const);
 
+/** Multiply-adds up to which a software adapter gets the direct kernel by default. */
+const DIRECT_MAX_MACS = 2 ** 24;
+
 export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
@@ -18,6 +21,11 @@ export interface MatmulOptions {
   /** C += alpha·op(A)·op(B) into `out` (gradient accumulation). */
   accumulate?: boolean;
   out?: Tensor;
+  /**
+   * 'tiled' (workgroup memory, the GPU kernel) or 'direct' (no barriers; see shaders/matmul.wgsl).
+   * Default: direct on a software adapter up to DIRECT_MAX_MACS multiply-adds, tiled otherwise.
+   */
+  kernel?: 'tiled' | 'direct';
 }
 
 /**
@@ -51,14 +59,19 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const contiguousA = transA ? M : K;
   const contiguousB = transB ? K : N;
   const vec4 = contiguousA % 4 === 0 && contiguousB % 4 === 0 && strideA % 4 === 0 && strideB % 4 === 0;
+  // On SwiftShader the direct kernel beat the tiled one on a training step's small GEMMs (706 vs 827 ms a
+  // step, bench 'train step') and lost on large ones (gemm 1024³: 2900 vs 2131 ms).
+  const direct = (opts.kernel ?? (a.gpu.info.software && batch * M * N * K <= DIRECT_MAX_MACS ? 'direct' : 'tiled')) === 'direct';
+  const tile = direct ? 32 : 64;   // C per workgroup: 32×32 (direct), 64×64 (tiled)
   a.gpu.dispatch({
     op,
     shapes: { A: a.shape, B: b.shape },
     shader,
+    entry: direct ? 'direct' : 'main',
     constants: { TRANS_A: transA, TRANS_B: transB, ACCUMULATE: accumulate, VEC4: vec4 },
     params: Params.pack({ M, N, K, strideA, strideB, strideC: M * N, alpha }),
     bindings: [a, b, out],
-    workgroups: [Math.ceil(N / 64), Math.ceil(M / 64), batch],
+    workgroups: [Math.ceil(N / tile), Math.ceil(M / tile), batch],
   });
   return out;
 }

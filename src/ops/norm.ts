@@ -7,6 +7,24 @@ import { expectFinite, expectTensor, fail, grid, outTensor } from './validate.ts
 
 const Params = paramStruct([['rows', 'u32'], ['dim', 'u32'], ['eps', 'f32']] as const);
 
+/**
+ * Rows up to this long take one invocation each (main_rows, backward_rows: no barriers, which SwiftShader
+ * makes costly); longer rows a workgroup each, so that a few long rows (decoding) still spread over a GPU.
+ */
+const ROW_INVOCATION_MAX_DIM = 1024;
+/** Rows per workgroup of main_rows and backward_rows (ROW_WG in shaders/norm.wgsl). */
+const ROW_WG = 64;
+
+/** Entry, grid and WG of the row pass: per-row invocations for short rows, a workgroup per row otherwise. */
+function rowPass(
+  rows: number, dim: number, entry: 'main' | 'backward', accumulate = false,
+): { entry: string; workgroups: [number, number]; constants: Record<string, number | boolean> } {
+  const constants: Record<string, number | boolean> = entry === 'backward' ? { ACCUMULATE: accumulate } : {};
+  return dim <= ROW_INVOCATION_MAX_DIM
+    ? { entry: `${entry}_rows`, workgroups: grid(Math.ceil(rows / ROW_WG)), constants }
+    : { entry, workgroups: grid(rows), constants: { ...constants, WG: rowThreads(dim) } };
+}
+
 /** Columns of dWeight per backward_weight workgroup (COLS in shaders/norm.wgsl); it runs 256 threads. */
 const WEIGHT_COLS = 32;
 const WEIGHT_THREADS = 256;
@@ -38,10 +56,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, opts: RmsNormOptions): Tensor
     op,
     shapes: { x: x.shape, weight: weight.shape },
     shader,
-    constants: { WG: rowThreads(dim) },
+    ...rowPass(rows, dim, 'main'),
     params: Params.pack({ rows, dim, eps }),
     bindings: [x, weight, out],
-    workgroups: grid(rows),
   });
   return out;
 }
@@ -69,10 +86,9 @@ export function rmsNormBackward(
   const params = Params.pack({ rows, dim, eps });
   const shapes = { x: x.shape, weight: weight.shape, dy: dy.shape };
   x.gpu.dispatch({
-    op, shapes, shader, entry: 'backward', params,
-    constants: { WG: rowThreads(dim), ACCUMULATE: accumulate },
+    op, shapes, shader, params,
+    ...rowPass(rows, dim, 'backward', accumulate),
     bindings: [x, weight, dy, dx, rstd],
-    workgroups: grid(rows),
   });
   x.gpu.dispatch({
     op, shapes, shader, entry: 'backward_weight', params,

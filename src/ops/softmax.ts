@@ -22,20 +22,48 @@ function rowsOf(op: string, logits: Tensor, name = 'logits'): [number, number] {
 /** One workgroup per row of x, sized to the row (router logits over a few experts get 32 threads). */
 function dispatchRows(
   op: string, entry: string, x: Tensor, bindings: Tensor[], shapes: Record<string, readonly number[]>,
-  opts: { log?: boolean; scale?: number; row0?: number } = {},
+  opts: { log?: boolean; scale?: number } = {},
 ): void {
   const [rows, n] = x.shape;
-  const { log = false, scale = 1, row0 = 0 } = opts;
+  const { log = false, scale = 1 } = opts;
   x.gpu.dispatch({
     op,
     shapes,
     shader,
     entry,
     constants: { WG: rowThreads(n), LOG: log },
-    params: Params.pack({ rows, n, scale, row0 }),
+    params: Params.pack({ rows, n, scale, row0: 0 }),
     bindings: [x, ...bindings],
     workgroups: grid(rows),
   });
+}
+
+/** Columns per ce_chunks invocation and invocations per workgroup of the ce_* passes (shaders/softmax.wgsl). */
+const CE_CHUNK = 256;
+const CE_WG = 64;
+
+/**
+ * The cross-entropy passes over logits [rows, n] (see shaders/softmax.wgsl): ce_chunks and ce_rows write
+ * loss; with dlogits, ce_grad writes the gradient too.
+ */
+function crossEntropyPasses(
+  op: string, logits: Tensor, targets: Tensor, loss: Tensor, dlogits: Tensor | null, scale: number, row0: number,
+): void {
+  const [rows, n] = logits.shape;
+  const gpu = logits.gpu;
+  const chunks = Math.ceil(n / CE_CHUNK);
+  // Statistics (max, Σexp) per chunk of a row, then per row; ce_grad reads the latter.
+  const chunkSt = gpu.tensor([rows * chunks, 2], 'f32', `${op}.chunkStats`);
+  const rowSt = gpu.tensor([rows, 2], 'f32', `${op}.rowStats`);
+  const params = Params.pack({ rows, n, scale, row0 });
+  const shapes = { logits: logits.shape, targets: targets.shape };
+  const pass = (entry: string, invocations: number, bindings: (Tensor | null)[]) =>
+    gpu.dispatch({ op, shapes, shader, entry, params, bindings, workgroups: grid(Math.ceil(invocations / CE_WG)) });
+  pass('ce_chunks', rows * chunks, [logits, null, null, null, chunkSt]);
+  pass('ce_rows', rows, [logits, targets, loss, null, chunkSt, rowSt]);
+  if (dlogits) pass('ce_grad', rows * n, [logits, targets, null, dlogits, null, rowSt]);
+  chunkSt.release();   // recorded work keeps its binding; later ops may reuse the buffer
+  rowSt.release();
 }
 
 function rowSoftmax(op: string, x: Tensor, log: boolean, out?: Tensor): Tensor {
@@ -89,7 +117,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: { out?: Tens
   const op = 'crossEntropy';
   const R = expectTargets(op, logits, targets, opts.row0);
   const loss = outTensor(op, logits, opts.out, [R]);
-  dispatchRows(op, 'cross_entropy', logits, [targets, loss], { logits: logits.shape, targets: targets.shape }, { row0: opts.row0 });
+  crossEntropyPasses(op, logits, targets, loss, null, 1, opts.row0 ?? 0);
   return loss;
 }
 
@@ -111,7 +139,7 @@ export function crossEntropyBackward(
   const R = expectTargets(op, logits, targets, row0);
   const loss = outTensor(op, logits, opts.loss, [R]);
   const dlogits = outTensor(op, logits, opts.dlogits, logits.shape);
-  dispatchRows(op, 'cross_entropy_grad', logits, [targets, loss, dlogits], { logits: logits.shape, targets: targets.shape }, { scale, row0 });
+  crossEntropyPasses(op, logits, targets, loss, dlogits, scale, row0 ?? 0);
   return { loss, dlogits };
 }
 

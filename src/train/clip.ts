@@ -8,8 +8,9 @@ import { grid } from '../ops/validate.ts';
 
 const Params = paramStruct([['len', 'u32'], ['offset', 'u32'], ['count', 'u32'], ['maxNorm', 'f32']] as const);
 const WG = 256;
-/** Elements one sumsq workgroup folds (WG·PER_THREAD in clip.wgsl). */
-const CHUNK = WG * 8;
+/** Elements per partial sum of squares, and sumsq invocations per workgroup (CHUNK, SUMSQ_WG in clip.wgsl). */
+const CHUNK = 2048;
+const SUMSQ_WG = 64;
 
 export class GradClip {
   /** [2]: the gradients' global L2 norm before clipping, and the coefficient applied */
@@ -39,10 +40,9 @@ export class GradClip {
       shapes: { grad: g.shape },
       shader,
       entry: 'sumsq',
-      constants: { WG },
       params: Params.pack({ len: g.size, offset: this.offsets[i], count, maxNorm }),
       bindings: [g, this.partials],
-      workgroups: grid(Math.ceil(g.size / CHUNK)),
+      workgroups: grid(Math.ceil(Math.ceil(g.size / CHUNK) / SUMSQ_WG)),
     }));
     this.gpu.dispatch({
       op: 'gradNorm',
