@@ -18,6 +18,11 @@ const shapes: Shape[] = [
   { M: 8, N: 24, K: 4096 },
   { batch: 3, M: 19, N: 45, K: 23 },
   { batch: 4, M: 32, N: 20, K: 48, transB: true, broadcastB: true },
+  // VEC4 with ragged edges: the direct kernel's raw interior blocks beside bounds-checked edge blocks
+  { M: 76, N: 44, K: 36 },
+  { M: 76, N: 44, K: 36, transA: true },
+  { M: 77, N: 43, K: 36, transB: true },
+  { batch: 2, M: 76, N: 44, K: 36, transA: true, transB: true },
 ];
 
 function label(s: Shape): string {
