@@ -15,3 +15,18 @@ export function moeExpertBiasRef(
   }
   return out;
 }
+
+/** dTopW [T, kMax]: ∂(Σ dy·y)/∂topW of moeExpertBiasRef, dy·bias[topIds[t,j]] (0 for NONE slots). */
+export function moeExpertBiasBackwardRef(
+  dy: ArrayLike<number>, bias: ArrayLike<number>, topIds: ArrayLike<number>, T: number, H: number, kMax: number,
+): Float64Array {
+  const out = new Float64Array(T * kMax);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < kMax; j++) {
+      const e = topIds[t * kMax + j];
+      if (e === NONE) continue;
+      for (let h = 0; h < H; h++) out[t * kMax + j] += dy[t * H + h] * bias[e * H + h];
+    }
+  }
+  return out;
+}

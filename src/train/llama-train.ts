@@ -40,6 +40,8 @@ export interface TrainModel {
   lossChunkRows: number;
   /** the MoE layers' routing by layer (their weights are in params, named by moeParamNames) */
   moe: Map<number, MoeRouting>;
+  /** the MoE layers' constant expert biases [E, H] by layer, where they have them */
+  moeBias: Map<number, Tensor>;
 }
 
 /** A MoE layer of a TrainModel: its weights (updated in place by training) and how it routes. */
@@ -80,7 +82,12 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
   const moeLayers = o.moe ?? new Map<number, TrainMoeLayer>();
   for (const [l, m] of moeLayers) {
     if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) throw new Error(`trainModel: MoE layer ${l} is not in 0..${c.nLayers - 1}`);
-    checkMoeRouting(`model.layers.${l}.mlp`, m.weights.router.shape[0], m.routing);
+    const E = m.weights.router.shape[0];
+    checkMoeRouting(`model.layers.${l}.mlp`, E, m.routing);
+    const b = m.weights.bias;
+    if (b && (b.shape.length !== 2 || b.shape[0] !== E || b.shape[1] !== c.dim)) {
+      throw new Error(`model.layers.${l}.mlp: the experts' bias must be [${E}, ${c.dim}], got [${b.shape}]`);
+    }
   }
   const params = llamaParams(model.weights, c.tiedEmbeddings, new Map([...moeLayers].map(([l, m]) => [l, m.weights])));
   const lora = o.lora ? addAdapters(model, params, moeLayers, o.lora) : new Map<string, LoraAdapter>();
@@ -94,7 +101,8 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
   }
   const lossChunkRows = o.lossChunkRows ?? Math.max(1, Math.floor(2 ** 22 / c.vocabSize));
   const moeRouting = new Map([...moeLayers].map(([l, m]) => [l, m.routing]));
-  return { config: c, params, lora, recompute: o.recompute, lossChunkRows, moe: moeRouting };
+  const moeBias = new Map([...moeLayers].flatMap(([l, m]) => (m.weights.bias ? [[l, m.weights.bias] as const] : [])));
+  return { config: c, params, lora, recompute: o.recompute, lossChunkRows, moe: moeRouting, moeBias };
 }
 
 /** The stacked routed-expert modules of the MoE layers (module.weight [E, out, in]). */
@@ -255,7 +263,7 @@ export function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var, aux: Aux
     const w = t.param(m.params.get(name));
     return a ? loraMerge(t, w, { A: t.param(a.A), B: t.param(a.B), scale: a.scale }) : w;
   };
-  const experts = { router: W(n.router), gate: W(n.gate_proj), up: W(n.up_proj), down: W(n.down_proj) };
+  const experts = { router: W(n.router), gate: W(n.gate_proj), up: W(n.up_proj), down: W(n.down_proj), bias: m.moeBias.get(l) };
   const auxOut = aux.out && { loss: aux.out, offset: l };
   let y = moe(t, h2, experts, { ...routing, auxScale: aux.scale, auxOut });
   if (m.params.has(`${n.shared.down_proj}.weight`)) {

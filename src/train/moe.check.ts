@@ -58,6 +58,8 @@ interface BlockCase {
   routing: MoeRouting;
   /** the balance loss's scale (auxScale) */
   auxScale?: number;
+  /** constant per-expert down_proj biases (DIVE's FLAP compensation) */
+  bias?: boolean;
 }
 
 const blockCases: BlockCase[] = [
@@ -65,11 +67,12 @@ const blockCases: BlockCase[] = [
   { T: 37, H: 24, E: 8, I: 20, routing: { topK: 2, normTopK: true, auxCoef: 0.5 }, auxScale: 0.25 },
   { T: 13, H: 20, E: 4, I: 10, routing: { topK: 4, temperature: 0.5 } },
   { T: 70, H: 33, E: 8, I: 17, routing: { topK: 1, auxCoef: 0.3 } },
+  { T: 11, H: 16, E: 4, I: 12, routing: { topK: 2, normTopK: true }, bias: true },
 ];
 
 const blockChecks: CheckCase[] = blockCases.map((k) => ({
   family: FAMILY,
-  name: `block: y, L_aux and ∂(g·y + s·α·L_aux)/∂{x, Wr, Wg, Wu, Wd} vs float64 differences, T${k.T} H${k.H} I${k.I} ${routingLabel(k.routing, k.E)}`,
+  name: `block: y, L_aux and ∂(g·y + s·α·L_aux)/∂{x, Wr, Wg, Wu, Wd} vs float64 differences, T${k.T} H${k.H} I${k.I} ${routingLabel(k.routing, k.E)}${k.bias ? ', expert biases' : ''}`,
   tol: TOL.grad,
   async run(gpu, rng) {
     const { T, H, E, I, routing } = k;
@@ -80,6 +83,7 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
       Wg: rng.normals(E * I * H, 1 / Math.sqrt(H)),
       Wu: rng.normals(E * I * H, 1 / Math.sqrt(H)),
       Wd: rng.normals(E * H * I, 1 / Math.sqrt(I)),
+      bias: k.bias ? rng.normals(E * H) : undefined,
     };
     for (let i = 0; moeBlockRef(x, W, T, H, routing).margin < BLOCK_MARGIN; i++) {
       if (i === DRAWS) throw new Error(`no router in ${DRAWS} draws keeps a selection margin of ${BLOCK_MARGIN}`);
@@ -106,8 +110,9 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
     const auxOut = gpu.tensor([1], 'f32', 'L_aux');
     const seed = gpu.upload(g, [T, H], 'g');
     const yCopy = gpu.tensor([T, H], 'f32', 'y');
+    const bias = W.bias && gpu.upload(Float32Array.from(W.bias), [E, H], 'bias');
     try {
-      const y = moe(t, xv, { router: t.param(P.router), gate: t.param(P.gate), up: t.param(P.up), down: t.param(P.down) }, {
+      const y = moe(t, xv, { router: t.param(P.router), gate: t.param(P.gate), up: t.param(P.up), down: t.param(P.down), bias }, {
         ...routing, auxScale: s, auxOut: { loss: auxOut, offset: 0 },
       });
       gpu.copy(y.value, yCopy);
@@ -129,7 +134,7 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
       xv.value.release();
       xv.grad?.release();
       for (const p of Object.values(P)) p.release();
-      for (const b of [auxOut, seed, yCopy]) b.release();
+      for (const b of [auxOut, seed, yCopy, bias]) b?.release();
     }
   },
 }));
@@ -149,6 +154,8 @@ interface ModelCase {
   only?: string[];
   /** LoRA adapters (lora.ts on linear layers, moe.ts per expert on the routed experts), B drawn ≠ 0 */
   lora?: LoraOptions;
+  /** constant per-expert down_proj biases (DIVE's FLAP compensation) */
+  bias?: boolean;
 }
 
 const MOE_LAYER = 1;
@@ -166,6 +173,14 @@ const modelCases: ModelCase[] = [
     routing: { topK: 2 }, E: 4, I: 12, lengths: [9], recompute: false,
     lora: { rank: 4, alpha: 8, targets: ['experts.gate_proj', 'experts.down_proj', 'q_proj'], seed: 3, field: 'lora' },
     only: ['*lora_*', '*.mlp.gate.weight'],
+  },
+  // DIVE's two retraining stages (src/methods/dive/retrain.ts) on experts with FLAP biases
+  { label: "expert biases, train.only '*.mlp.gate.weight' (DIVE stage 1)", routing: { topK: 4, temperature: 0.5 }, E: 4, I: 12, bias: true, lengths: [9], recompute: false, only: ['*.mlp.gate.weight'] },
+  {
+    label: 'expert biases, LoRA r 4 (α 8) on every expert projection, adapters and norms train (DIVE stage 2)',
+    routing: { topK: 2, normTopK: true }, E: 4, I: 12, bias: true, lengths: [9], recompute: false,
+    lora: { rank: 4, alpha: 8, targets: ['experts.gate_proj', 'experts.up_proj', 'experts.down_proj'], seed: 3, field: 'lora' },
+    only: ['*lora_*', '*norm.weight'],
   },
 ];
 
@@ -205,6 +220,7 @@ function moeHostWeights(c: ModelConfig, k: ModelCase, rng: Rng): Map<string, Flo
     [n.up_proj, q(rng.normals(k.E * k.I * H, 1 / Math.sqrt(H)))],
     [n.down_proj, q(rng.normals(k.E * H * k.I, 1 / Math.sqrt(k.I)))],
   ]);
+  if (k.bias) w.set(n.bias, q(rng.normals(k.E * H, 0.5)));
   if (k.S) {
     w.set(`${n.shared.gate_proj}.weight`, q(rng.normals(k.S * H, 1 / Math.sqrt(H))));
     w.set(`${n.shared.up_proj}.weight`, q(rng.normals(k.S * H, 1 / Math.sqrt(H))));
@@ -213,7 +229,7 @@ function moeHostWeights(c: ModelConfig, k: ModelCase, rng: Rng): Map<string, Flo
   return w;
 }
 
-function uploadMoeLayer(gpu: Gpu, w: Map<string, Float32Array>, c: ModelConfig, E: number, I: number, S?: number): MoeLayerWeights {
+function uploadMoeLayer(gpu: Gpu, w: Map<string, Float32Array>, c: ModelConfig, E: number, I: number, S?: number, bias?: boolean): MoeLayerWeights {
   const H = c.dim;
   const n = moeParamNames(MOE_LAYER);
   const up = (name: string, shape: number[]) => gpu.upload(w.get(name)!, shape, name);
@@ -227,11 +243,12 @@ function uploadMoeLayer(gpu: Gpu, w: Map<string, Float32Array>, c: ModelConfig, 
       up_proj: up(`${n.shared.up_proj}.weight`, [S, H]),
       down_proj: up(`${n.shared.down_proj}.weight`, [H, S]),
     } : undefined,
+    bias: bias ? up(n.bias, [E, H]) : undefined,
   };
 }
 
 function releaseMoeLayer(w: MoeLayerWeights): void {
-  for (const t of [w.router, w.gate_proj, w.up_proj, w.down_proj, ...(w.shared ? Object.values(w.shared) : [])]) t.release();
+  for (const t of [w.router, w.gate_proj, w.up_proj, w.down_proj, w.bias, ...(w.shared ? Object.values(w.shared) : [])]) t?.release();
 }
 
 async function modelCase(gpu: Gpu, rng: Rng, k: ModelCase): Promise<CheckResult> {
@@ -246,7 +263,7 @@ async function modelCase(gpu: Gpu, rng: Rng, k: ModelCase): Promise<CheckResult>
   const host = new Map([...weights].filter(([n]) => !n.startsWith(`model.layers.${MOE_LAYER}.mlp.`)));
   for (const [n, w] of moeHostWeights(c, k, rng)) host.set(n, w);
   const model = await LlamaModel.load(gpu, index, { chunk: 1, seqLen: 1 });
-  const moeW = uploadMoeLayer(gpu, host, c, k.E, k.I, k.S);
+  const moeW = uploadMoeLayer(gpu, host, c, k.E, k.I, k.S, k.bias);
   const layers = new Map<number, TrainMoeLayer>([[MOE_LAYER, { weights: moeW, routing: k.routing }]]);
   const m = trainModel(model, { recompute: k.recompute, moe: layers, lora: k.lora, freeze: { only: k.only ?? [], freeze: [], fields: { only: 'only', freeze: 'freeze' } } });
   const held: Tensor[] = [];

@@ -6,14 +6,16 @@ import type { ModelConfig } from '../model/config.ts';
 import { llamaForwardRef } from '../model/llama.ref.ts';
 import { auxLossRef, expertOutputsRef, mixRef, routeRef, routerLogitsRef, routingMaskRef, type RoutingRef } from '../ops/moe.ref.ts';
 import { denseFfnRef } from '../ops/moe-train.ref.ts';
+import { moeExpertBiasRef } from '../ops/moe-bias.ref.ts';
 import type { MoeRouting } from './moe.ts';
 
-/** A block's weights: Wr [E, H], Wg/Wu [E, I, H], Wd [E, H, I]; shared expert Sg/Su [S, H], Sd [H, S]. */
+/** A block's weights: Wr [E, H], Wg/Wu [E, I, H], Wd [E, H, I], bias [E, H]; shared expert Sg/Su [S, H], Sd [H, S]. */
 export interface MoeBlockRef {
   Wr: ArrayLike<number>;
   Wg: ArrayLike<number>;
   Wu: ArrayLike<number>;
   Wd: ArrayLike<number>;
+  bias?: ArrayLike<number>;
   shared?: { Sg: ArrayLike<number>; Su: ArrayLike<number>; Sd: ArrayLike<number> };
 }
 
@@ -26,14 +28,15 @@ export interface MoeBlockOutRef {
   margin: number;
 }
 
-/** y = Σ_{e ∈ top-k(softmax(x·Wrᵀ/τ))} w_e·expert_e(x) (+ shared(x)). x: [T, H]. */
+/** y = Σ_{e ∈ top-k(softmax(x·Wrᵀ/τ))} w_e·(expert_e(x) + b_e) (+ shared(x)). x: [T, H]. */
 export function moeBlockRef(x: ArrayLike<number>, w: MoeBlockRef, T: number, H: number, r: MoeRouting): MoeBlockOutRef {
   const E = w.Wr.length / H;
   const I = w.Wg.length / (E * H);
   const d = { T, H, I, E };
   const z = routerLogitsRef(x, w.Wr, d).map((v) => v / (r.temperature ?? 1));
   const routing = routeRef(z, T, E, { topK: r.topK, normTopK: r.normTopK });
-  const y = mixRef(routingMaskRef(routing.topIds, routing.topW, T, E, routing.kMax), expertOutputsRef(x, w.Wg, w.Wu, w.Wd, d), T, E, H);
+  const mixed = mixRef(routingMaskRef(routing.topIds, routing.topW, T, E, routing.kMax), expertOutputsRef(x, w.Wg, w.Wu, w.Wd, d), T, E, H);
+  const y = w.bias ? moeExpertBiasRef(mixed, w.bias, routing.topIds, routing.topW, T, H, routing.kMax) : mixed;
   if (w.shared) {
     const S = w.shared.Sg.length / H;
     const s = denseFfnRef(x, w.shared.Sg, w.shared.Su, w.shared.Sd, T, H, S);
@@ -80,6 +83,7 @@ export function moeModelForwardRef(c: ModelConfig, weights: Map<string, Float32A
     const b = moeBlockRef(h, {
       Wr: w(`${p}.gate.weight`),
       Wg: w(`${p}.experts.gate_proj.weight`), Wu: w(`${p}.experts.up_proj.weight`), Wd: w(`${p}.experts.down_proj.weight`),
+      bias: weights.get(`${p}.experts.down_proj.bias`),
       shared: weights.has(`${p}.shared_expert.down_proj.weight`) ? {
         Sg: w(`${p}.shared_expert.gate_proj.weight`), Su: w(`${p}.shared_expert.up_proj.weight`), Sd: w(`${p}.shared_expert.down_proj.weight`),
       } : undefined,

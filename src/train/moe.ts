@@ -5,7 +5,8 @@
 //   p = softmax(z)                                 over the E experts
 //   S = top-k(p),  w_e = p_e (/ Σ_{S} p when normTopK)   k = E: every expert active (DIVE stage 1:
 //                                                  "all experts activated … softmax with a temperature t")
-//   y = Σ_{e ∈ S} w_e · Wd_e (silu(Wg_e x) ⊙ Wu_e x)
+//   y = Σ_{e ∈ S} w_e · (Wd_e (silu(Wg_e x) ⊙ Wu_e x) + b_e)      b_e: an optional constant down_proj bias
+//                                                  (DIVE's FLAP-pruned experts), its gradient only to w_e
 //
 // Backward (src/ops/moe.ts, moe-train.ts kernels): through the combine to w and to each slot's expert
 // output; w → z through the renormalisation and the softmax (the top-k selection itself is piecewise
@@ -25,6 +26,7 @@ import { Rng } from '../data/rng.ts';
 import { add } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward } from '../ops/moe.ts';
+import { moeExpertBias, moeExpertBiasBackward } from '../ops/moe-bias.ts';
 import { moeExpertsDgu, moeExpertsDownGrad, moeExpertsGateUpGrad, moeExpertsInputGrad, moeExpertsTrain } from '../ops/moe-train.ts';
 import type { LoraAdapter, LoraOptions } from './lora.ts';
 import { globMatch, type ParamSet } from './params.ts';
@@ -52,6 +54,8 @@ export interface MoeExperts {
   up: Var;
   /** down_proj Wd: [E, H, I] */
   down: Var;
+  /** each expert's down_proj bias b_e: [E, H], a constant (FLAP's compensation stays fixed while DIVE retrains) */
+  bias?: Tensor;
 }
 
 export interface MoeOpOptions extends MoeRouting {
@@ -94,6 +98,7 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
   perm.blockOffsets.release();   // the permutation's scratch
   const ex = moeExpertsTrain(x.value, experts, perm);
   moeCombine(ex.ys, r.topW, perm.tokenSlot, y.value);
+  if (w.bias) moeExpertBias(y.value, w.bias, r.topIds, r.topW);
   if (o.auxCoef) {
     const aux = moeAuxLoss(r.probs, r.topIds);
     if (o.auxOut) t.gpu.copy(aux.loss, o.auxOut.loss, o.auxOut.offset);
@@ -103,6 +108,7 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
 
   t.record([y], () => {
     const { dTopW, dys } = moeCombineBackward(y.grad!, ex.ys, r.topW, perm);
+    if (w.bias) moeExpertBiasBackward(y.grad!, w.bias, r.topIds, dTopW);
     // w → z (+ α·∂L_aux/∂z) → z = x·Wrᵀ/τ: dWr = dzᵀ·x/τ, dx = dz·Wr/τ
     if (x.requiresGrad || w.router.requiresGrad) {
       const dz = moeRouterBackward(dTopW, r.probs, r.topIds, { normTopK: o.normTopK });

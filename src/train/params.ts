@@ -47,6 +47,8 @@ export class ParamSet {
 export interface MoeLayerWeights extends MoeWeights {
   /** an always-active dense SwiGLU added to the routed output (LLaMA-MoE v2's residual MoE) */
   shared?: { gate_proj: Tensor; up_proj: Tensor; down_proj: Tensor };
+  /** each expert's down_proj bias [E, H] (DIVE's FLAP compensation): a constant, not a parameter */
+  bias?: Tensor;
 }
 
 /**
@@ -60,6 +62,8 @@ export function moeParamNames(l: number) {
     gate_proj: `${p}experts.gate_proj.weight`,
     up_proj: `${p}experts.up_proj.weight`,
     down_proj: `${p}experts.down_proj.weight`,
+    /** the experts' constant down_proj biases (not a parameter) */
+    bias: `${p}experts.down_proj.bias`,
     /** module names (add .weight) of the shared expert's linear layers */
     shared: { gate_proj: `${p}shared_expert.gate_proj`, up_proj: `${p}shared_expert.up_proj`, down_proj: `${p}shared_expert.down_proj` },
   };
