@@ -111,11 +111,11 @@ const run = () => {
   return runTask('dive', s, () => {}, [s.model, s.tokenizer, s.data]);
 };
 
-test('DIVE reduced run on stories260K: affinity matrix, clusters, every construction; the same twice', { skip }, async () => {
+test('DIVE reduced run on stories260K: affinity matrix, clusters, every construction retrained in two stages; the same twice', { skip }, async () => {
   const m: DiveMetrics = await run();
   const D = 3;
   assert.deepEqual(m.domains, ['brown-fiction', 'code', 'math']);
-  assert.match(m.stage, /before retraining/);
+  assert.match(m.stage, /retraining of every construction/);
   assert.ok(m.calibration_tokens.every((n) => n === 256), `calibration tokens ${m.calibration_tokens}`);
   const A = m.affinity!;
   for (const M of [A.ppl, A.normalised, A.correlation]) assert.ok(M.length === D && M.every((r) => r.length === D && r.every(Number.isFinite)));
@@ -138,6 +138,32 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
   }
   const [dense, flap] = m.models;
   assert.ok(flap.ppl_geomean > dense.ppl_geomean, `pruning half of every FFN costs perplexity: ${flap.ppl_geomean} vs dense ${dense.ppl_geomean}`);
+
+  // retraining: stage 1 moved exactly the 5 routers, stage 2 exactly the expert adapters and the norms;
+  // a change to any other weight (the experts' biases included) would have thrown
+  assert.equal(dense.retrained, null);
+  const L = 5;
+  for (const r of m.models.slice(1)) {
+    const t = r.retrained!;
+    assert.ok(t.ppl.length === D && t.ppl.every((p) => Number.isFinite(p) && p > 1), `${r.name} retrained: ${t.ppl}`);
+    assert.equal(t.stage2.steps, 4);
+    assert.deepEqual(t.stage2.trainable, ['*lora_*', '*norm.weight']);
+    // per layer 2 norms + 3 adapted projections × (A, B); the final norm
+    assert.equal(t.stage2.tensors_trainable, L * (2 + 3 * 2) + 1, `${r.name}: stage 2 trains ${t.stage2.tensors_trainable} tensors`);
+    assert.equal(t.stage2.tensors_changed, t.stage2.tensors_trainable, `${r.name}: every adapter and norm moved in stage 2`);
+    if (r.construction === 'flap') {
+      assert.equal(t.stage1, null, 'the single-expert FLAP baseline has no router to train');
+      continue;
+    }
+    assert.equal(t.stage1!.steps, 4);
+    assert.equal(t.stage1!.tensors_trainable, L);
+    assert.equal(t.stage1!.tensors_changed, L, `${r.name}: stage 1 moved the ${L} routers and nothing else`);
+    assert.ok(t.stage1!.tensors_compared > L + L * 4, 'stage 1 compared every weight, the biases included');
+  }
   const again = await run();
-  assert.deepEqual({ ...again, seconds: null }, { ...m, seconds: null });
+  const stable = (x: DiveMetrics) => ({
+    ...x, seconds: null,
+    models: x.models.map((r) => ({ ...r, retrained: r.retrained && { ...r.retrained, stage1: r.retrained.stage1 && { ...r.retrained.stage1, seconds: 0 }, stage2: { ...r.retrained.stage2, seconds: 0 } } })),
+  });
+  assert.deepEqual(stable(again), stable(m));
 });

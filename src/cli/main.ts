@@ -258,8 +258,14 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
   }
   console.log(`expert clusters (${m.clusters.source}): ${m.clusters.groups.map((g, e) => `${e}: {${g.join(', ')}}`).join('  ')}`);
   console.log(`perplexity per domain before retraining:\n${' '.repeat(42)}${short.join('')}  geomean`);
-  for (const r of m.models) console.log(`${`${r.name} (${(100 * r.activated_ffn_share).toFixed(1)}% FFN)`.padEnd(42)}${r.ppl.map(cell).join('')}  ${r.ppl_geomean.toFixed(3)}`);
-  console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}`);
+  const row = (r: { name: string; activated_ffn_share: number }, ppl: number[], geomean: number) =>
+    console.log(`${`${r.name} (${(100 * r.activated_ffn_share).toFixed(1)}% FFN)`.padEnd(42)}${ppl.map(cell).join('')}  ${geomean.toFixed(3)}`);
+  for (const r of m.models) row(r, r.ppl, r.ppl_geomean);
+  if (m.models.some((r) => r.retrained)) {
+    console.log(`perplexity per domain after retraining:\n${' '.repeat(42)}${short.join('')}  geomean`);
+    for (const r of m.models) if (r.retrained) row(r, r.retrained.ppl, r.retrained.ppl_geomean);
+  }
+  console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}, retraining ${m.seconds.retraining.toFixed(0)}`);
   return 0;
 }
 

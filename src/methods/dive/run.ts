@@ -1,9 +1,9 @@
-// DIVE (arXiv 2506.09351) for the CLI, its construction half: FLAP statistics per domain (importance.ts)
-// → domain affinity mining (affinity.ts, cluster.ts) → pruning-based expert reconstruction and MoE
-// assembly with fresh noisy top-k routers (construct.ts) for each k/N configuration, beside the
-// baselines built the same way (FLAP alone, LLaMA-MoE's random split, DIVE without affinity mining) →
-// perplexity per domain of each (evaluate.ts). The paper's two retraining stages (router training, then
-// LoRA on the experts with the norms) are not part of this stage: every perplexity here is before them.
+// DIVE (arXiv 2506.09351) for the CLI: FLAP statistics per domain (importance.ts) → domain affinity
+// mining (affinity.ts, cluster.ts) → pruning-based expert reconstruction and MoE assembly with fresh
+// noisy top-k routers (construct.ts) for each k/N configuration, beside the baselines built the same way
+// (FLAP alone, LLaMA-MoE's random split, DIVE without affinity mining) → perplexity per domain of each
+// (evaluate.ts) → the two retraining stages (retrain.ts: routers, then expert LoRA with the norms), the
+// same steps for every construction, and perplexity per domain again.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { Rng } from '../../data/rng.ts';
@@ -19,8 +19,9 @@ import { clusterDomains, labelClusters, type Merge } from './cluster.ts';
 import { clusterLayer, flapLayer, freshRouter, randomLayer, type ConstructedLayer } from './construct.ts';
 import { pplPerDomain } from './evaluate.ts';
 import { channelStats, keptCount, poolStats, type ChannelStats } from './importance.ts';
-
-export const BEFORE_RETRAINING = 'construction only: every perplexity is before retraining (DIVE\'s router training and expert LoRA stages are not part of this run)';
+import { retrain, type StageReport } from './retrain.ts';
+import { trainTokens } from '../../train/data.ts';
+import { loopOptions, throttle } from '../../train/task.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
 
@@ -38,10 +39,13 @@ export interface DiveModelRow {
   ppl: number[];
   /** exp(mean log ppl) over the domains */
   ppl_geomean: number;
+  /** after the two retraining stages (null: the dense model, or dive.stage1Steps and dive.stage2Steps 0) */
+  retrained: { ppl: number[]; ppl_geomean: number; stage1: StageReport | null; stage2: StageReport } | null;
 }
 
 export interface DiveMetrics {
-  stage: typeof BEFORE_RETRAINING;
+  /** what the run did, in words: construction only, or construction and retraining with its budget */
+  stage: string;
   domains: string[];
   /** calibration tokens of each domain */
   calibration_tokens: number[];
@@ -54,7 +58,7 @@ export interface DiveMetrics {
   /** the grouping by name of the ablation (the same as clusters when the source is 'labels') */
   label_clusters: string[][];
   models: DiveModelRow[];
-  seconds: { calibration: number; affinity: number; construction: number };
+  seconds: { calibration: number; affinity: number; construction: number; retraining: number };
 }
 
 /** k of each configuration in dive.topK, checked against the experts and the kernel's limit. */
@@ -67,6 +71,21 @@ export function diveTopKs(spec: RunSpec): number[] {
     }
   }
   return [...new Set(ks)].sort((a, b) => a - b);
+}
+
+/** Stage 1's temperature t for each k of dive.topK: dive.temperature lists them in dive.topK's order. */
+export function diveTemperatures(spec: RunSpec): Map<number, number> {
+  const ks = spec['dive.topK'].split(',').map((x) => Number(x.trim()));
+  const ts = spec['dive.temperature'].split(',').map((x) => Number(x.trim()));
+  if (ts.length !== ks.length) throw new SpecError('dive.temperature', `'${spec['dive.temperature']}' gives ${ts.length} temperatures for the ${ks.length} configurations of dive.topK '${spec['dive.topK']}' (one each, in its order)`);
+  const out = new Map<number, number>();
+  ks.forEach((k, i) => {
+    const t = ts[i];
+    if (!Number.isFinite(t) || t <= 0) throw new SpecError('dive.temperature', `'${spec['dive.temperature']}': each temperature must be a number > 0, got ${ts[i]}`);
+    if (out.has(k) && out.get(k) !== t) throw new SpecError('dive.temperature', `k = ${k} appears twice in dive.topK with temperatures ${out.get(k)} and ${t}`);
+    out.set(k, t);
+  });
+  return out;
 }
 
 function diveDomains(data: TextData, spec: RunSpec): TextDomain[] {
@@ -86,9 +105,12 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
   const N = spec['dive.experts'];
   const ratio = spec['dive.keptRatio'];
   const ks = diveTopKs(spec);
+  const temperatures = diveTemperatures(spec);
+  const retraining = spec['dive.stage1Steps'] > 0 || spec['dive.stage2Steps'] > 0;
   const files = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
   const ckpt = await openCheckpoint(files);
-  const domains = diveDomains(await textDataFromFiles(await io.open([spec.data]), spec.data), spec);
+  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  const domains = diveDomains(data, spec);
   const D = domains.length;
   if (N > D) throw new SpecError('dive.experts', `${N} experts need at least ${N} calibration domains to cluster, ${D} given (calibration.domains)`);
   const model = await LlamaModel.load(gpu, ckpt.weights);
@@ -137,13 +159,35 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
     const groups = (lab: number[]) => Array.from({ length: N }, (_, e) => domains.filter((_, d) => lab[d] === e).map((x) => x.name));
     progress(`clusters (${spec['dive.clusters']}): ${groups(labels).map((g) => `{${g.join(', ')}}`).join(' ')}`);
 
-    // ---- constructions, each evaluated on every domain
+    // ---- retraining text: the calibration domains' training text, train.* windows held out
+    let retrainSeconds = 0;
+    const tokens = retraining ? await trainTokens({ label: data.label, domains }, 'all', tok, spec['train.seqLen'], spec['eval.maxWindows'], 'calibration.domains') : null;
+    const retrainConstruction = async (name: string, layers: ConstructedLayer[], k: number): Promise<DiveModelRow['retrained']> => {
+      const fresh = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });   // stage 2 trains its norms in place
+      const t1 = performance.now();
+      try {
+        const print = [1, 2].map((stage) => throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000));
+        const r = await retrain(fresh, layers, tokens!, evals, {
+          topK: k, temperature: temperatures.get(k)!, stage1Steps: spec['dive.stage1Steps'], stage2Steps: spec['dive.stage2Steps'],
+          lora: { rank: spec['dive.loraRank'], alpha: spec['train.lora.alpha'] }, loop: loopOptions(spec),
+          onProgress: (stage, p) => print[stage - 1](p),
+        });
+        progress(`${name} retrained: ppl ${r.ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(r.ppl).toFixed(3)})`);
+        return { ppl: r.ppl, ppl_geomean: geomean(r.ppl), stage1: r.stage1, stage2: r.stage2 };
+      } finally {
+        fresh.release();
+        retrainSeconds += (performance.now() - t1) / 1000;
+      }
+    };
+
+    // ---- constructions, each evaluated on every domain, then retrained and evaluated again
     t0 = performance.now();
     const models: DiveModelRow[] = [];
     const evaluate = async (name: string, construction: DiveConstruction, layers: ConstructedLayer[] | null, experts: number, k: number, kept: number) => {
       const ppl = await pplPerDomain(model, layers, evals);
-      models.push({ name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl) });
       progress(`${name}: ppl ${ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(ppl).toFixed(3)})`);
+      const retrained = retraining && layers ? await retrainConstruction(name, layers, k) : null;
+      models.push({ name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl), retrained });
     };
     await evaluate('dense', 'dense', null, 1, 1, c.hiddenDim);
     await evaluate(`FLAP ${(100 * ratio).toFixed(0)}%`, 'flap', ffns.map((f, l) => flapLayer(f, all[l], ratio)), 1, 1, keptCount(c.hiddenDim, ratio));
@@ -161,7 +205,10 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
       await evaluate(`random split (LLaMA-MoE) ${k}/${N}`, 'random', ffns.map((f, l) => randomLayer(f, all[l], N, r, k, router(l), rng)), N, k, kept);
     }
     return {
-      stage: BEFORE_RETRAINING,
+      stage: retraining
+        ? `construction, then retraining of every construction: stage 1 (routers, every expert active, softmax temperature ${[...temperatures].map(([k, t]) => `${t} for k ${k}`).join(', ')}) ${spec['dive.stage1Steps']} steps, ` +
+          `stage 2 (LoRA r ${spec['dive.loraRank']} on the experts + norms, top-k) ${spec['dive.stage2Steps']} steps, ${spec['train.batchTokens']} tokens a step; perplexity before and after`
+        : 'construction only: every perplexity is before retraining (dive.stage1Steps and dive.stage2Steps are 0)',
       domains: domains.map((d) => d.name),
       calibration_tokens: stats.map((s) => s[0].n),
       eval_tokens: evals.map((w) => w.reduce((s, x) => s + x.length - 1, 0)),
@@ -169,7 +216,7 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
       clusters: { source: spec['dive.clusters'], groups: groups(labels) },
       label_clusters: groups(byLabels),
       models,
-      seconds: { calibration: calibrationSeconds, affinity: affinitySeconds, construction: (performance.now() - t0) / 1000 },
+      seconds: { calibration: calibrationSeconds, affinity: affinitySeconds, construction: (performance.now() - t0) / 1000 - retrainSeconds, retraining: retrainSeconds },
     };
   } finally {
     model.release();

@@ -4,6 +4,7 @@
 // routing analysis of §4.1: the router's weight on each member per token, averaged per token type.
 import type { Tokenizer } from '../../model/tokenizer.ts';
 import type { TrainModel } from '../../train/llama-train.ts';
+import { windowsPerplexity, type WindowsScore } from '../../train/perplexity.ts';
 import { members, modSequenceLoss, type ModHead } from './ensemble.ts';
 import type { Problem } from './task-data.ts';
 
@@ -144,29 +145,7 @@ export async function exactMatch(m: TrainModel, head: ModHead, tok: Tokenizer, p
   };
 }
 
-export interface ProseScore {
-  ppl: number;
-  tokens: number;
-  /** forward tokens per second of the model with its head (prefill, nothing recorded) */
-  tokensPerS: number;
-}
-
 /** Perplexity of the ensemble's prediction over windows of prose (each predicts size − 1 tokens). */
-export async function prosePerplexity(m: TrainModel, head: ModHead, windows: readonly number[][]): Promise<ProseScore> {
-  const gpu = m.params.get('model.embed_tokens.weight').value.gpu;
-  let nll = 0, tokens = 0, seconds = 0;
-  for (const w of windows) {
-    const T = w.length - 1;
-    const ids = gpu.upload(Uint32Array.from(w.slice(0, T)), [T], 'mod.ids'), targets = gpu.upload(Uint32Array.from(w.slice(1)), [T], 'mod.targets');
-    const ce = gpu.tensor([T], 'f32', 'mod.ce');
-    const t0 = performance.now();
-    modSequenceLoss(m, head, { ids, targets }, { train: false, ceScale: 0, klScale: 0, out: { ce, offset: 0 } });
-    const rows = (await ce.read()) as Float32Array;
-    seconds += (performance.now() - t0) / 1000;
-    for (const v of rows) nll += v;
-    tokens += T;
-    for (const t of [ids, targets, ce]) t.release();
-  }
-  if (!tokens) throw new Error('prosePerplexity: no window to score');
-  return { ppl: Math.exp(nll / tokens), tokens, tokensPerS: tokens / seconds };
+export function prosePerplexity(m: TrainModel, head: ModHead, windows: readonly number[][]): Promise<WindowsScore> {
+  return windowsPerplexity(m, windows, (mm, s, o) => modSequenceLoss(mm, head, s, o));
 }

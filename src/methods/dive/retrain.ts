@@ -1,0 +1,138 @@
+// DIVE (arXiv 2506.09351) §3.3, the two retraining stages, both with the LM loss on the calibration
+// domains' training text; embeddings and attention stay frozen throughout:
+//   stage 1  only the routers train, with every expert active through p = softmax(z / t) ("all experts
+//            activated … softmax with a temperature t": the paper's t is 0.05 for 1 of 8, 0.5 for 2 of 8),
+//            so each router learns from every expert's output before it has to choose;
+//   stage 2  top-k routing (renormalised, as constructed); LoRA adapters on every expert projection and
+//            the RMSNorm weights train, the routers stay as stage 1 left them.
+// The FLAP baseline's single expert has no choice to learn: it gets stage 2 alone, with the same steps.
+// The experts' FLAP biases stay constants. After each stage every weight is compared bit for bit with its
+// value before the stage: what changed must be exactly the stage's trainable set.
+// The routers train without LLaMA-MoE's gate noise: the training MoE op routes on x·Wrᵀ alone.
+import type { Tensor } from '../../gpu/tensor.ts';
+import type { LlamaModel } from '../../model/llama.ts';
+import type { TrainTokens } from '../../train/data.ts';
+import { releaseTrainModel, trainModel, type TrainModel, type TrainMoeLayer } from '../../train/llama-train.ts';
+import type { MoeRouting } from '../../train/moe.ts';
+import { moeParamNames } from '../../train/params.ts';
+import { windowsPerplexity } from '../../train/perplexity.ts';
+import { train, type TrainOptions, type TrainProgress } from '../../train/trainer.ts';
+import { releaseLayer, uploadLayer, type ConstructedLayer } from './construct.ts';
+
+export interface RetrainOptions {
+  /** experts per token in stage 2 and at evaluation */
+  topK: number;
+  /** stage 1's softmax temperature t */
+  temperature: number;
+  stage1Steps: number;
+  stage2Steps: number;
+  /** stage 2's adapters on the experts' gate, up and down projections */
+  lora: { rank: number; alpha: number };
+  /** the loop's settings (train.* of the spec), steps aside */
+  loop: Omit<TrainOptions, 'steps' | 'onProgress'>;
+  onProgress?: (stage: 1 | 2, p: TrainProgress) => void;
+}
+
+/** One stage's run, and the bit-for-bit check of what it changed. */
+export interface StageReport {
+  steps: number;
+  tokens: number;
+  seconds: number;
+  /** held-out loss (train.* held-out windows) before and after the stage */
+  loss_before: number;
+  loss_after: number;
+  /** the stage's trainable set, as globs over parameter names */
+  trainable: string[];
+  trainable_params: number;
+  /** weight tensors compared bit for bit (the experts' biases included); a change outside the trainable set throws */
+  tensors_compared: number;
+  tensors_changed: number;
+  /** trainable tensors: tensors_changed equals it when every trainable weight moved */
+  tensors_trainable: number;
+}
+
+export interface RetrainResult {
+  /** null: the single-expert FLAP baseline, which has no router */
+  stage1: StageReport | null;
+  stage2: StageReport;
+  /** perplexity on each set of windows after stage 2 */
+  ppl: number[];
+}
+
+const ROUTERS = ['*.mlp.gate.weight'];
+const EXPERT_LORA = ['experts.gate_proj', 'experts.up_proj', 'experts.down_proj'];
+const STAGE2 = ['*lora_*', '*norm.weight'];
+
+/**
+ * Retrains `model` with `layers` (one per model layer) in place of its FFNs, then measures perplexity on
+ * each of `evalSets`. The model's norms are trained in place: load a fresh one per construction.
+ */
+export async function retrain(
+  model: LlamaModel, layers: readonly ConstructedLayer[], tokens: TrainTokens, evalSets: readonly number[][][], o: RetrainOptions,
+): Promise<RetrainResult> {
+  const gpu = model.gpu;
+  if (layers.length !== model.config.nLayers) throw new Error(`retrain: ${layers.length} layers for a model of ${model.config.nLayers}`);
+  const uploaded = layers.map((L) => uploadLayer(gpu, L));
+  const moe = (routing: MoeRouting) => new Map<number, TrainMoeLayer>(uploaded.map((L, l) => [l, { weights: { ...L.weights, bias: L.bias }, routing }]));
+  const E = layers[0].experts.nExperts;
+  const freeze = (only: string[]) => ({ only, freeze: [], fields: { only: 'dive retraining', freeze: 'dive retraining' } });
+  try {
+    let stage1: StageReport | null = null;
+    if (E > 1) {
+      const m1 = trainModel(model, { moe: moe({ topK: E, temperature: o.temperature }), freeze: freeze(ROUTERS), recompute: false });
+      try {
+        stage1 = await runStage(m1, tokens, o, 1, o.stage1Steps, ROUTERS);
+      } finally {
+        releaseTrainModel(m1);
+      }
+    }
+    const m2 = trainModel(model, {
+      moe: moe({ topK: o.topK, normTopK: true }),
+      lora: { ...o.lora, targets: EXPERT_LORA, seed: o.loop.seed, field: 'train.lora.rank' },
+      freeze: freeze(STAGE2),
+      recompute: false,
+    });
+    try {
+      const stage2 = await runStage(m2, tokens, o, 2, o.stage2Steps, STAGE2);
+      const ppl: number[] = [];
+      for (const windows of evalSets) ppl.push((await windowsPerplexity(m2, windows)).ppl);
+      return { stage1, stage2, ppl };
+    } finally {
+      releaseTrainModel(m2);
+    }
+  } finally {
+    for (const L of uploaded) releaseLayer(L);
+  }
+}
+
+async function runStage(m: TrainModel, tokens: TrainTokens, o: RetrainOptions, stage: 1 | 2, steps: number, trainable: string[]): Promise<StageReport> {
+  // every weight the forward reads: the parameters and the experts' constant biases
+  const tensors = new Map<string, Tensor>(m.params.all().map((p) => [p.name, p.value]));
+  for (const [l, b] of m.moeBias) tensors.set(moeParamNames(l).bias, b);
+  const before = await readAll(tensors);
+  const r = await train(m, tokens, { ...o.loop, steps, onProgress: o.onProgress && ((p) => o.onProgress!(stage, p)) });
+  const after = await readAll(tensors);
+  const shouldChange = new Set(m.params.trainable().map((p) => p.name));
+  const changed = [...tensors.keys()].filter((n) => !bitEqual(before.get(n)!, after.get(n)!));
+  const stray = changed.filter((n) => !shouldChange.has(n));
+  if (stray.length) throw new Error(`dive retraining, stage ${stage}: ${stray.length} weights outside the trainable set changed (${stray.slice(0, 3).join(', ')}, …)`);
+  return {
+    steps: r.step, tokens: r.tokens, seconds: r.seconds,
+    loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss,
+    trainable, trainable_params: m.params.counts().trainable,
+    tensors_compared: tensors.size, tensors_changed: changed.length, tensors_trainable: shouldChange.size,
+  };
+}
+
+async function readAll(tensors: ReadonlyMap<string, Tensor>): Promise<Map<string, Uint32Array>> {
+  const out = new Map<string, Uint32Array>();
+  for (const [n, t] of tensors) {
+    const v = (await t.read()) as Float32Array;
+    out.set(n, new Uint32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)));
+  }
+  return out;
+}
+
+function bitEqual(a: Uint32Array, b: Uint32Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
