@@ -146,6 +146,18 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
   for (const r of m.models.slice(1)) {
     const t = r.retrained!;
     assert.ok(t.ppl.length === D && t.ppl.every((p) => Number.isFinite(p) && p > 1), `${r.name} retrained: ${t.ppl}`);
+    // served (adapters merged, inference forward) = trained (adapters apart, training forward)
+    t.ppl.forEach((p, i) => assert.ok(Math.abs(p / t.ppl_training_forward[i] - 1) < 1e-3, `${r.name}: served ${p} vs training forward ${t.ppl_training_forward[i]}`));
+    // routing analysis: per domain and layer, each expert's share of the assignments
+    assert.equal(t.expert_share.length, D);
+    for (const layers of t.expert_share) {
+      assert.equal(layers.length, L);
+      for (const share of layers) {
+        assert.equal(share.length, r.experts);
+        assert.ok(Math.abs(share.reduce((a, b) => a + b, 0) - 1) < 1e-9 && share.every((x) => x >= 0), `${r.name}: shares ${share}`);
+        if (r.top_k === r.experts) assert.ok(share.every((x) => Math.abs(x - 1 / r.experts) < 1e-9), 'every token takes every expert at k = N');
+      }
+    }
     assert.equal(t.stage2.steps, 4);
     assert.deepEqual(t.stage2.trainable, ['*lora_*', '*norm.weight']);
     // per layer 2 norms + 3 adapted projections × (A, B); the final norm

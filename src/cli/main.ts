@@ -264,6 +264,15 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
   if (m.models.some((r) => r.retrained)) {
     console.log(`perplexity per domain after retraining:\n${' '.repeat(42)}${short.join('')}  geomean`);
     for (const r of m.models) if (r.retrained) row(r, r.retrained.ppl, r.retrained.ppl_geomean);
+    console.log('routing after retraining: share of each domain\'s token assignments per expert, mean over layers');
+    for (const r of m.models) {
+      if (!r.retrained || r.experts === 1) continue;
+      console.log(`  ${r.name}:`);
+      r.retrained.expert_share.forEach((layers, d) => {
+        const mean = Array.from({ length: r.experts }, (_, e) => layers.reduce((s, x) => s + x[e], 0) / layers.length);
+        console.log(`${String(d).padStart(6)} ${m.domains[d].padEnd(24)}${mean.map((x) => x.toFixed(2).padStart(6)).join('')}`);
+      });
+    }
   }
   console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}, retraining ${m.seconds.retraining.toFixed(0)}`);
   return 0;

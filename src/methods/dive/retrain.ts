@@ -9,8 +9,16 @@
 // The experts' FLAP biases stay constants. After each stage every weight is compared bit for bit with its
 // value before the stage: what changed must be exactly the stage's trainable set.
 // The routers train without LLaMA-MoE's gate noise: the training MoE op routes on x·Wrᵀ alone.
+// The retrained model is then evaluated as it would be served: the adapters merged into the experts
+// (W + s·B·A), the inference forward, perplexity per domain and the routing analysis (the share of each
+// domain's tokens each expert receives per layer; DIVE asks whether math tokens reach the math experts).
+// The training forward's perplexity is kept beside it as a check of the merge.
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
+import { convertLayers, type MoeLayer } from '../../moe/block.ts';
+import { matmul } from '../../ops/matmul.ts';
+import { routeTokens } from '../ladimo/profile.ts';
+import { perplexity } from '../../eval/perplexity.ts';
 import type { TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel, trainModel, type TrainModel, type TrainMoeLayer } from '../../train/llama-train.ts';
 import type { MoeRouting } from '../../train/moe.ts';
@@ -55,8 +63,12 @@ export interface RetrainResult {
   /** null: the single-expert FLAP baseline, which has no router */
   stage1: StageReport | null;
   stage2: StageReport;
-  /** perplexity on each set of windows after stage 2 */
+  /** perplexity on each set of windows after stage 2, by the inference forward with the adapters merged */
   ppl: number[];
+  /** the same by the training forward with the adapters apart (agrees with ppl when the merge is right) */
+  ppl_training_forward: number[];
+  /** routing analysis: [set][layer][expert], the share of the set's token assignments each expert receives */
+  expert_share: number[][][];
 }
 
 const ROUTERS = ['*.mlp.gate.weight'];
@@ -64,8 +76,9 @@ const EXPERT_LORA = ['experts.gate_proj', 'experts.up_proj', 'experts.down_proj'
 const STAGE2 = ['*lora_*', '*norm.weight'];
 
 /**
- * Retrains `model` with `layers` (one per model layer) in place of its FFNs, then measures perplexity on
- * each of `evalSets`. The model's norms are trained in place: load a fresh one per construction.
+ * Retrains `model` with `layers` (one per model layer) in place of its FFNs, then measures perplexity and
+ * routing on each of `evalSets`. The model's norms are trained in place: load a fresh one per construction,
+ * with a run state that holds an evaluation window.
  */
 export async function retrain(
   model: LlamaModel, layers: readonly ConstructedLayer[], tokens: TrainTokens, evalSets: readonly number[][][], o: RetrainOptions,
@@ -94,9 +107,9 @@ export async function retrain(
     });
     try {
       const stage2 = await runStage(m2, tokens, o, 2, o.stage2Steps, STAGE2);
-      const ppl: number[] = [];
-      for (const windows of evalSets) ppl.push((await windowsPerplexity(m2, windows)).ppl);
-      return { stage1, stage2, ppl };
+      const ppl_training_forward: number[] = [];
+      for (const windows of evalSets) ppl_training_forward.push((await windowsPerplexity(m2, windows)).ppl);
+      return { stage1, stage2, ppl_training_forward, ...(await servedEvaluation(model, m2, uploaded, o.topK, evalSets)) };
     } finally {
       releaseTrainModel(m2);
     }
@@ -135,4 +148,42 @@ async function readAll(tensors: ReadonlyMap<string, Tensor>): Promise<Map<string
 
 function bitEqual(a: Uint32Array, b: Uint32Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** The retrained layers as served (adapters merged, top-k renormalised): perplexity and expert shares per set. */
+async function servedEvaluation(
+  model: LlamaModel, m: TrainModel, uploaded: readonly MoeLayer[], topK: number, evalSets: readonly number[][][],
+): Promise<{ ppl: number[]; expert_share: number[][][] }> {
+  const merged: Tensor[] = [];
+  const mergedWeight = (l: number, proj: 'gate_proj' | 'up_proj' | 'down_proj', W: Tensor): Tensor => {
+    const a = m.lora.get(`model.layers.${l}.mlp.experts.${proj}`);
+    if (!a) return W;
+    const out = W.gpu.tensor(W.shape, 'f32', `dive.merged.${proj}`);
+    merged.push(out);
+    W.gpu.copy(W, out);
+    return matmul(a.B.value, a.A.value, { alpha: a.scale, accumulate: true, out });
+  };
+  const layers = new Map(uploaded.map((L, l): [number, MoeLayer] => [l, {
+    weights: { router: L.weights.router, gate_proj: mergedWeight(l, 'gate_proj', L.weights.gate_proj), up_proj: mergedWeight(l, 'up_proj', L.weights.up_proj), down_proj: mergedWeight(l, 'down_proj', L.weights.down_proj) },
+    bias: L.bias,
+    routing: { topK, normTopK: true },
+  }]));
+  const blocks = convertLayers(model, layers);
+  try {
+    const ppl: number[] = [];
+    const expert_share: number[][][] = [];
+    for (const windows of evalSets) {
+      ppl.push((await perplexity(model, windows)).ppl);
+      const counts = uploaded.map((L) => new Array<number>(L.weights.router.shape[0]).fill(0));
+      for (const w of windows) {
+        for (const [l, r] of await routeTokens(model, blocks, w)) for (const es of r.experts) for (const e of es) counts[l][e]++;
+      }
+      expert_share.push(counts.map((c) => c.map((n) => n / c.reduce((a, b) => a + b, 0))));
+    }
+    return { ppl, expert_share };
+  } finally {
+    for (let l = 0; l < uploaded.length; l++) model.restoreDense(l);
+    for (const b of blocks.values()) b.release();
+    for (const t of merged) t.release();
+  }
 }

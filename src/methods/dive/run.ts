@@ -19,7 +19,7 @@ import { clusterDomains, labelClusters, type Merge } from './cluster.ts';
 import { clusterLayer, flapLayer, freshRouter, randomLayer, type ConstructedLayer } from './construct.ts';
 import { pplPerDomain } from './evaluate.ts';
 import { channelStats, keptCount, poolStats, type ChannelStats } from './importance.ts';
-import { retrain, type StageReport } from './retrain.ts';
+import { retrain, type RetrainResult } from './retrain.ts';
 import { trainTokens } from '../../train/data.ts';
 import { loopOptions, throttle } from '../../train/task.ts';
 
@@ -40,7 +40,7 @@ export interface DiveModelRow {
   /** exp(mean log ppl) over the domains */
   ppl_geomean: number;
   /** after the two retraining stages (null: the dense model, or dive.stage1Steps and dive.stage2Steps 0) */
-  retrained: { ppl: number[]; ppl_geomean: number; stage1: StageReport | null; stage2: StageReport } | null;
+  retrained: (RetrainResult & { ppl_geomean: number }) | null;
 }
 
 export interface DiveMetrics {
@@ -163,7 +163,7 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
     let retrainSeconds = 0;
     const tokens = retraining ? await trainTokens({ label: data.label, domains }, 'all', tok, spec['train.seqLen'], spec['eval.maxWindows'], 'calibration.domains') : null;
     const retrainConstruction = async (name: string, layers: ConstructedLayer[], k: number): Promise<DiveModelRow['retrained']> => {
-      const fresh = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });   // stage 2 trains its norms in place
+      const fresh = await LlamaModel.load(gpu, ckpt.weights);   // stage 2 trains its norms in place
       const t1 = performance.now();
       try {
         const print = [1, 2].map((stage) => throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000));
@@ -173,7 +173,7 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
           onProgress: (stage, p) => print[stage - 1](p),
         });
         progress(`${name} retrained: ppl ${r.ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(r.ppl).toFixed(3)})`);
-        return { ppl: r.ppl, ppl_geomean: geomean(r.ppl), stage1: r.stage1, stage2: r.stage2 };
+        return { ...r, ppl_geomean: geomean(r.ppl) };
       } finally {
         fresh.release();
         retrainSeconds += (performance.now() - t1) / 1000;
