@@ -8,9 +8,12 @@
 // the training forward over the constructed layers equals the inference forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/data/rng.ts';
 import { runTask } from '../src/cli/host.ts';
-import { defaultSpec } from '../src/state/spec.ts';
+import { defaultSpec, parseSpec } from '../src/state/spec.ts';
+import type { V2Metrics } from '../src/methods/llama-moe-v2/run.ts';
 import { expertRef, ffnRef, initRouter, type DenseFfn } from '../src/methods/ladimo/construct.ts';
 import { activatedShare, constructMlpMoe, mostUsedNeurons, partitionNeurons, type MlpMoe } from '../src/methods/llama-moe-v2/construct.ts';
 import { initRouterV2 } from '../src/methods/llama-moe-v2/router.ts';
@@ -145,4 +148,39 @@ test('GPU: neuron statistics and head gate vs float64; vanilla, residual MLP and
   const { device, reports } = await runTask('kernelsCheck', { seed: 20261122, filter: ['llama-moe-v2 ', 'neuron-stats ', 'head-gate '] });
   assert.ok(reports.length >= 13, `${reports.length} checks ran`);
   for (const r of reports) assert.ok(r.ok, `${r.name}: ${r.err} > ${r.tol} on ${device} ${JSON.stringify(r.outputs)}${r.error ?? ''}`);
+});
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
+const skip = existsSync(shared) ? false : `test assets not found at ${shared} (../shared beside the repo)`;
+
+/** The reduced-budget example, its paths resolved from the repo root. */
+function tinyRun(): Promise<V2Metrics> {
+  const s = parseSpec(JSON.parse(readFileSync(`${root}/examples/llama-moe-v2-stories260K-tiny.json`, 'utf8')));
+  const spec = { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus` };
+  return runTask('llamaMoeV2', spec, () => {}, [spec.model, spec.tokenizer, spec.data]);
+}
+
+test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after construction and after each post-training stage; the same twice', { skip }, async () => {
+  const m = await tinyRun();
+  assert.deepEqual(m.layers, [3, 4]);
+  const k = m.construction;
+  assert.equal(k.shared_neurons, 43);   // round(0.25 · 172)
+  assert.equal(k.expert_neurons, 33);   // ceil(129 / 4)
+  assert.equal(m.activated.mlp_dense, 2 * 3 * 64 * 172);
+  assert.equal(m.activated.mlp_moe, 2 * (4 * 64 + 3 * 64 * (43 + 2 * 33)));
+  const domains = ['brown-fiction', 'code', 'math'];
+  assert.deepEqual(m.dense.map((d) => d.domain), domains);
+  assert.deepEqual(m.points.map((p) => p.after), ['construction', 'stage 1', 'stage 2']);
+  for (const p of m.points) {
+    assert.deepEqual(p.scores.map((s) => s.domain), domains);
+    for (const s of p.scores) assert.ok(s.ppl > 1 && Number.isFinite(s.ppl) && s.agreement >= 0 && s.agreement <= 1 && s.kl >= 0, `${p.after} ${JSON.stringify(s)}`);
+  }
+  // converting costs perplexity before any training: the dense model is the reference
+  const [built] = m.points;
+  assert.ok(built.scores.every((s, i) => s.ppl > m.dense[i].ppl && s.agreement < 1 && s.kl > 0), 'the converted model differs from the dense one');
+  assert.deepEqual(m.stages.map((s) => [s.stage, s.domains, s.replay, s.steps]), [[1, ['brown-fiction'], 0, 4], [2, ['code', 'math', 'brown-fiction'], 0.2, 4]]);
+  const again = await tinyRun();
+  const stable = (x: V2Metrics) => ({ ...x, throughput: null, stages: x.stages.map((s) => ({ ...s, seconds: 0, tokens_per_s: 0 })) });
+  assert.deepEqual(stable(again), stable(m));
 });

@@ -203,8 +203,9 @@ async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promi
   if (cmd === 'train' || (cmd === 'run' && spec.method === 'train')) return await trainCommand(spec, file, json_, log);
   if (cmd === 'run' && spec.method === 'dive') return await diveCommand(spec, json_, log);
   if (cmd === 'run' && spec.method === 'mod') return await modCommand(spec, json_, log);
+  if (cmd === 'run' && spec.method === 'llama-moe-v2') return await v2Command(spec, json_, log);
   if (spec.method !== 'ladimo') {
-    throw new UsageError(`${file}: method '${spec.method}' has no moefy ${cmd} yet (${cmd === 'sweep' ? "sweeps are LaDiMo's" : 'its constructions are built and checked; its run and post-training are not'})`);
+    throw new UsageError(`${file}: method '${spec.method}' has no moefy ${cmd} (sweeps are LaDiMo's)`);
   }
   if (cmd === 'sweep') {
     const r = await runTask('sweep', spec, log, paths);
@@ -275,6 +276,23 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
     }
   }
   console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}, retraining ${m.seconds.retraining.toFixed(0)}`);
+  return 0;
+}
+
+async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('llamaMoeV2', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+  if (json) {
+    console.log(JSON.stringify({ spec, metrics: m }, null, 2));
+    return 0;
+  }
+  const k = m.construction;
+  console.log(`LLaMA-MoE v2, ${k['v2.mlp']} MLP MoE in layers ${m.layers.join(', ')}: shared ${k.shared_neurons} + top-${k['v2.topK']} of ${k['v2.experts']} experts of ${k.expert_neurons} neurons, routers ${k['v2.routerInit']}`);
+  console.log(`activated MLP parameters ${m.activated.mlp_moe} of ${m.activated.mlp_dense} (${(100 * m.activated.mlp_share).toFixed(1)}%), attention ${m.activated.attention}`);
+  console.log(`${'after'.padEnd(14)}${m.dense.map((d) => d.domain.slice(0, 12).padStart(13)).join('')}`);
+  console.log(`${'dense'.padEnd(14)}${m.dense.map((d) => d.ppl.toFixed(3).padStart(13)).join('')}`);
+  for (const p of m.points) console.log(`${p.after.padEnd(14)}${p.scores.map((s) => s.ppl.toFixed(3).padStart(13)).join('')}   agreement ${(p.scores.reduce((a, s) => a + s.agreement, 0) / p.scores.length).toFixed(3)}`);
+  for (const s of m.stages) console.log(`stage ${s.stage} (${s.domains.join(', ')}): held-out loss ${s.loss_before.toFixed(4)} → ${s.loss_after.toFixed(4)}, ${s.steps} steps, ${s.tokens_per_s.toFixed(1)} tokens/s`);
+  console.log(`prefill ${m.throughput.prefill_dense.toFixed(1)} → ${m.throughput.prefill_moe.toFixed(1)} tokens/s; decode ${m.throughput.decode_dense.toFixed(1)} → ${m.throughput.decode_moe.toFixed(1)} tokens/s`);
   return 0;
 }
 

@@ -13,6 +13,7 @@ import { trainTask } from '../train/task.ts';
 import { runMod } from '../methods/mod/run.ts';
 import { modIdentities } from '../methods/mod/identities.ts';
 import { runDive } from '../methods/dive/run.ts';
+import { runLlamaMoeV2 } from '../methods/llama-moe-v2/run.ts';
 
 export type Progress = (message: string) => void;
 
@@ -33,7 +34,7 @@ export async function kernelsBench(gpu: Gpu, args: BenchArgs, progress: Progress
 }
 
 /** `run`, `sweep` and `train` take a validated spec (parseSpec); they are the spec's method end to end. */
-export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run: runLadimo, sweep: sweepLadimo, train: trainTask, dive: runDive, mod: runMod, modIdentities } satisfies Record<string, Task>;
+export const tasks = { kernelsCheck, kernelsBench, generate, logits, ppl, run: runLadimo, sweep: sweepLadimo, train: trainTask, dive: runDive, llamaMoeV2: runLlamaMoeV2, mod: runMod, modIdentities } satisfies Record<string, Task>;
 
 /** Every task: a GPU, plain JSON arguments, a progress line sink, the host's files; plain JSON back. */
 type Task = (gpu: Gpu, args: never, progress: Progress, io: HostIO) => Promise<unknown>;

@@ -1,7 +1,8 @@
 // How far a (partially) MoEfied model is from its dense original on held-out text (LaDiMo §5.2–5.3):
 // perplexity of each, the share of positions where both predict the same next token (agreement), and
 // the mean KL(p_dense ‖ p_moe) of their next-token distributions. Both run in the same engine on the
-// same windows; the caller switches the model between dense and MoE FFN blocks.
+// same windows: one model whose FFN blocks the caller switches (compareDenseMoe), or two models, the MoE
+// one trained apart from its dense original (compareModels).
 import type { LlamaModel } from '../model/llama.ts';
 
 export interface Comparison {
@@ -45,20 +46,39 @@ function argmax(a: ArrayLike<number>): number {
  * Scores every window with `useDense()` then `useMoe()` applied to the model. Position t of a window
  * predicts token t+1, as in perplexity().
  */
-export async function compareDenseMoe(
+export function compareDenseMoe(
   model: LlamaModel,
   windows: readonly number[][],
   useDense: () => void,
   useMoe: () => void,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Comparison> {
-  const V = model.config.vocabSize;
+  return compareLogits(model.config.vocabSize, windows, (ids) => {
+    useDense();
+    return windowLogits(model, ids);
+  }, (ids) => {
+    useMoe();
+    return windowLogits(model, ids);
+  }, onProgress);
+}
+
+/** compareDenseMoe for two models of one vocabulary: `dense` the original, `moe` the converted one. */
+export function compareModels(dense: LlamaModel, moe: LlamaModel, windows: readonly number[][], onProgress?: (done: number, total: number) => void): Promise<Comparison> {
+  if (dense.config.vocabSize !== moe.config.vocabSize) throw new Error(`compareModels: vocabularies of ${dense.config.vocabSize} and ${moe.config.vocabSize} tokens`);
+  return compareLogits(dense.config.vocabSize, windows, (ids) => windowLogits(dense, ids), (ids) => windowLogits(moe, ids), onProgress);
+}
+
+async function compareLogits(
+  V: number,
+  windows: readonly number[][],
+  denseLogits: (ids: readonly number[]) => Promise<Float32Array>,
+  moeLogits: (ids: readonly number[]) => Promise<Float32Array>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Comparison> {
   let nllDense = 0, nllMoe = 0, agree = 0, kl = 0, n = 0;
   for (const [w, ids] of windows.entries()) {
-    useDense();
-    const dense = await windowLogits(model, ids);
-    useMoe();
-    const moe = await windowLogits(model, ids);
+    const dense = await denseLogits(ids);
+    const moe = await moeLogits(ids);
     for (let t = 0; t + 1 < ids.length; t++) {
       const ld = logSoftmax(dense.subarray(t * V, (t + 1) * V));
       const lm = logSoftmax(moe.subarray(t * V, (t + 1) * V));

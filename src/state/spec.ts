@@ -82,6 +82,12 @@ export const FIELDS = [
   { key: 'v2.balance', label: 'Load-balancing coefficient', type: 'number', default: 0.01, min: 0, doc: "method 'llama-moe-v2': α of the layer-wise load-balancing loss α·L_aux added per MoE layer in post-training" },
   { key: 'v2.attention', label: 'Attention MoE', type: 'boolean', default: false, doc: "method 'llama-moe-v2': also turn attention into experts, one per KV group with its query heads" },
   { key: 'v2.attentionTopK', label: 'Head groups per token', type: 'number', default: 2, min: 1, max: 8, int: true, doc: "method 'llama-moe-v2', attention MoE: KV head groups each token computes" },
+  { key: 'v2.stage1Domains', label: 'Stage 1 text', type: 'string', default: 'brown-*', doc: "method 'llama-moe-v2', post-training stage 1 (general text): comma-separated domains of data, '*' matching any run of characters" },
+  { key: 'v2.stage2Domains', label: 'Stage 2 text', type: 'string', default: 'math,code', doc: "method 'llama-moe-v2', post-training stage 2 (specialised text): comma-separated domains of data, '*' matching any run of characters" },
+  { key: 'v2.stage2Replay', label: 'Stage 1 share in stage 2', type: 'number', default: 0, min: 0, max: 0.9, doc: "method 'llama-moe-v2': share of stage 2's training text taken from stage 1's (0: specialised text only)" },
+  { key: 'v2.stage1Steps', label: 'Stage 1 steps', type: 'number', default: 200, min: 0, int: true, doc: "method 'llama-moe-v2': optimizer steps of post-training stage 1 (train.* sets the loop, the LoRA adapters and what trains)" },
+  { key: 'v2.stage2Steps', label: 'Stage 2 steps', type: 'number', default: 200, min: 0, int: true, doc: "method 'llama-moe-v2': optimizer steps of post-training stage 2" },
+  { key: 'v2.evalWindows', label: 'Evaluation windows per domain', type: 'number', default: 4, min: 1, int: true, doc: "method 'llama-moe-v2': held-out windows (eval.window tokens) of each stage domain, scored after construction and after each stage" },
   // ---- end LLaMA-MoE v2
   { key: 'eval.domain', label: 'Evaluation domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
   { key: 'eval.window', label: 'Window (tokens)', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },
