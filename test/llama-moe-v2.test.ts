@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/data/rng.ts';
 import { runTask } from '../src/cli/host.ts';
 import { defaultSpec, parseSpec } from '../src/state/spec.ts';
-import type { V2Metrics } from '../src/methods/llama-moe-v2/run.ts';
+import { comparedSpecs, type V2Metrics } from '../src/methods/llama-moe-v2/run.ts';
 import { expertRef, ffnRef, initRouter, type DenseFfn } from '../src/methods/ladimo/construct.ts';
 import { activatedShare, constructMlpMoe, mostUsedNeurons, partitionNeurons, type MlpMoe } from '../src/methods/llama-moe-v2/construct.ts';
 import { initRouterV2 } from '../src/methods/llama-moe-v2/router.ts';
@@ -180,7 +180,29 @@ test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after con
   const [built] = m.points;
   assert.ok(built.scores.every((s, i) => s.ppl > m.dense[i].ppl && s.agreement < 1 && s.kl > 0), 'the converted model differs from the dense one');
   assert.deepEqual(m.stages.map((s) => [s.stage, s.domains, s.replay, s.steps]), [[1, ['brown-fiction'], 0, 4], [2, ['code', 'math', 'brown-fiction'], 0.2, 4]]);
+  // v2.compare: the spec's construction, vanilla at matched activated neurons, random routers; each through stage 1
+  assert.deepEqual(m.comparison!.map((v) => [v.name, v.points.map((p) => p.after)]), [
+    ['residual, hidden-kmeans routers, top-2 of 4', ['construction', 'stage 1', 'stage 2']],
+    ['vanilla, hidden-kmeans routers, top-3 of 4', ['construction', 'stage 1']],
+    ['residual, random routers, top-2 of 4', ['construction', 'stage 1']],
+  ]);
+  const [own, vanilla, random] = m.comparison!;
+  assert.equal(own.activated_share, (43 + 2 * 33) / 172);
+  assert.equal(vanilla.activated_share, (3 * 43) / 172);   // the closest a vanilla expert count comes to 109 neurons
+  assert.deepEqual(random.points[0].scores.length, 3);
   const again = await tinyRun();
   const stable = (x: V2Metrics) => ({ ...x, throughput: null, stages: x.stages.map((s) => ({ ...s, seconds: 0, tokens_per_s: 0 })) });
   assert.deepEqual(stable(again), stable(m));
+});
+
+test('v2.compare: the other MLP kind at the nearest activated neuron count, and the other router initialisation', () => {
+  const spec = { ...defaultSpec(), method: 'llama-moe-v2' as const, 'v2.mlp': 'residual' as const, 'v2.experts': 6, 'v2.topK': 2, 'v2.sharedRatio': 0.25 };
+  // I 688: shared 172 + 2 experts of 86 = 344 = 50%; vanilla experts of 115 (688 / 6, rounded up) → 3 of them = 345
+  assert.deepEqual(comparedSpecs(spec, 688).map((v) => [v.name, v.spec['v2.topK']]), [
+    ['vanilla, hidden-kmeans routers, top-3 of 6', 3],
+    ['residual, random routers, top-2 of 6', 2],
+  ]);
+  // from vanilla 2 of 8 (I 688: 2·86 = 172): residual shared 172 leaves 516 in 8 experts of 65 → k = round(0) clamps to 1
+  const v = comparedSpecs({ ...spec, 'v2.mlp': 'vanilla', 'v2.experts': 8, 'v2.routerInit': 'random' }, 688);
+  assert.deepEqual(v.map((x) => [x.name, x.spec['v2.topK']]), [['residual, random routers, top-1 of 8', 1], ['vanilla, hidden-kmeans routers, top-2 of 8', 2]]);
 });

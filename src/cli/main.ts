@@ -292,6 +292,13 @@ async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void)
   console.log(`${'dense'.padEnd(14)}${m.dense.map((d) => d.ppl.toFixed(3).padStart(13)).join('')}`);
   for (const p of m.points) console.log(`${p.after.padEnd(14)}${p.scores.map((s) => s.ppl.toFixed(3).padStart(13)).join('')}   agreement ${(p.scores.reduce((a, s) => a + s.agreement, 0) / p.scores.length).toFixed(3)}`);
   for (const s of m.stages) console.log(`stage ${s.stage} (${s.domains.join(', ')}): held-out loss ${s.loss_before.toFixed(4)} → ${s.loss_after.toFixed(4)}, ${s.steps} steps, ${s.tokens_per_s.toFixed(1)} tokens/s`);
+  if (m.comparison) {
+    console.log(`constructions through stage 1 (geometric-mean perplexity on the stage 1 | stage 2 domains):`);
+    for (const v of m.comparison) {
+      const [built, s1] = v.points;
+      console.log(`  ${v.name.padEnd(44)} ${(100 * v.activated_share).toFixed(1).padStart(5)}% MLP   construction ${built.ppl_stage1_domains.toFixed(3)} | ${built.ppl_stage2_domains.toFixed(3)}   stage 1 ${s1.ppl_stage1_domains.toFixed(3)} | ${s1.ppl_stage2_domains.toFixed(3)}`);
+    }
+  }
   console.log(`prefill ${m.throughput.prefill_dense.toFixed(1)} → ${m.throughput.prefill_moe.toFixed(1)} tokens/s; decode ${m.throughput.decode_dense.toFixed(1)} → ${m.throughput.decode_moe.toFixed(1)} tokens/s`);
   return 0;
 }

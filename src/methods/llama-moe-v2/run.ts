@@ -8,11 +8,16 @@
 // the held-out text of every stage domain: perplexity, and next-token agreement and KL against the dense
 // model (a copy kept untrained); the parameters a token activates, attention and MLP apart; dense and MoE
 // tokens/s. Attention MoE (v2.attention) has no training op yet, so a run converts MLPs only.
+// With v2.compare, the paper's ablations join the run at stage 1's budget: the other MLP kind at matched
+// activated parameters (a vanilla MoE taking as many of its N experts as the residual MoE activates
+// neurons, or the reverse), and random routers in place of the spec's initialisation.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { compareModels, throughput } from '../../eval/compare.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
 import { openCheckpoint } from '../../model/load.ts';
+import type { Checkpoint } from '../../model/weights.ts';
+import { MAX_TOP_K } from '../../ops/moe.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
 import { convertLayers } from '../../moe/block.ts';
@@ -22,10 +27,10 @@ import { releaseTrainModel } from '../../train/llama-train.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train } from '../../train/trainer.ts';
-import { captureFfn } from '../ladimo/capture.ts';
+import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
-import { constructMlpLayers, inferenceLayers, trainLayers, type ConstructedLayer } from './build.ts';
+import { constructMlpLayers, inferenceLayers, sharedNeuronCount, trainLayers, type ConstructedLayer } from './build.ts';
 import { releaseMlpMoe } from './layer.ts';
 
 /** The model's scores on one domain's held-out windows. */
@@ -61,6 +66,18 @@ export interface V2Stage {
   loss_after: number;
 }
 
+/** A compared construction, through stage 1 (the spec's own is the first row, through both stages). */
+export interface V2Variant {
+  name: string;
+  mlp: RunSpec['v2.mlp'];
+  router_init: RunSpec['v2.routerInit'];
+  experts: number;
+  top_k: number;
+  /** share of the dense MLP's neurons a token activates (shared + top_k experts) */
+  activated_share: number;
+  points: V2Point[];
+}
+
 export interface V2Metrics {
   device: string;
   layers: number[];
@@ -75,6 +92,8 @@ export interface V2Metrics {
   dense: { domain: string; ppl: number }[];
   points: V2Point[];
   stages: V2Stage[];
+  /** v2.compare: every construction through stage 1 at the same budget, the spec's first */
+  comparison: V2Variant[] | null;
   throughput: { prefill_dense: number; prefill_moe: number; decode_dense: number; decode_moe: number };
 }
 
@@ -99,6 +118,40 @@ function withReplay(own: TrainTokens, general: TrainTokens, share: number): Trai
 
 const geomean = (v: readonly number[]) => Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length);
 
+/** What every construction of a run shares: the dense model, its capture, the texts. */
+interface RunContext {
+  gpu: Gpu;
+  ckpt: Checkpoint;
+  dense: LlamaModel;
+  cap: CaptureResult;
+  layers: number[];
+  evals: Map<string, number[][]>;
+  stage1Domains: string[];
+  stage2Domains: string[];
+  /** the two stages' training text */
+  texts: [TrainTokens, TrainTokens];
+  progress: (m: string) => void;
+}
+
+/** The constructions v2.compare adds: the other MLP kind at matched activated neurons, and random routers (or k-means when the spec's are random). */
+export function comparedSpecs(spec: RunSpec, I: number): { name: string; spec: RunSpec }[] {
+  const N = spec['v2.experts'];
+  const shared = (kind: RunSpec['v2.mlp']) => (kind === 'residual' ? sharedNeuronCount(spec, I) : 0);
+  const expertDim = (kind: RunSpec['v2.mlp']) => Math.ceil((I - shared(kind)) / N);
+  const activated = shared(spec['v2.mlp']) + spec['v2.topK'] * expertDim(spec['v2.mlp']);
+  const other: RunSpec['v2.mlp'] = spec['v2.mlp'] === 'residual' ? 'vanilla' : 'residual';
+  const k = Math.min(Math.min(MAX_TOP_K, N), Math.max(1, Math.round((activated - shared(other)) / expertDim(other))));
+  const routers: RunSpec['v2.routerInit'] = spec['v2.routerInit'] === 'random' ? 'hidden-kmeans' : 'random';
+  return [
+    { name: variantName({ ...spec, 'v2.mlp': other, 'v2.topK': k }), spec: { ...spec, 'v2.mlp': other, 'v2.topK': k } },
+    { name: variantName({ ...spec, 'v2.routerInit': routers }), spec: { ...spec, 'v2.routerInit': routers } },
+  ];
+}
+
+function variantName(s: RunSpec): string {
+  return `${s['v2.mlp']}, ${s['v2.routerInit']} routers, top-${s['v2.topK']} of ${s['v2.experts']}`;
+}
+
 export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<V2Metrics> {
   if (spec['v2.attention']) throw new SpecError('v2.attention', 'attention MoE is constructed and checked, but has no training op yet, so a run converts MLPs only: set it to false');
   const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
@@ -107,80 +160,113 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
   const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
   const stage1Domains = pickDomains(data, spec, 'v2.stage1Domains');
   const stage2Domains = pickDomains(data, spec, 'v2.stage2Domains');
-  const evalDomains = [...new Set([...stage1Domains, ...stage2Domains])];
   const c = ckpt.config;
   const layers = specLayers(spec, c.nLayers);
   const window = Math.min(spec['eval.window'], c.maxSeqLen);
 
-  // the dense original (reference and capture) and the model that is converted and trained
+  const evals = new Map<string, number[][]>();
+  for (const d of [...new Set([...stage1Domains, ...stage2Domains])]) {
+    const w = evalWindows(await data.domains.find((x) => x.name === d)!.text('valid'), tok, window, spec['v2.evalWindows']);
+    if (!w.length) throw new Error(`${d}: its held-out text is shorter than one window of ${window} tokens (eval.window)`);
+    evals.set(d, w);
+  }
+  const seqLen = spec['train.seqLen'];
+  const general = await trainTokens(data, stage1Domains, tok, seqLen, spec['eval.maxWindows'], 'v2.stage1Domains');
+  const special = withReplay(await trainTokens(data, stage2Domains, tok, seqLen, spec['eval.maxWindows'], 'v2.stage2Domains'), general, spec['v2.stage2Replay']);
+
+  // the dense original: the capture's source and every score's reference, never trained
   const dense = await LlamaModel.load(gpu, ckpt.weights);
-  const student = await LlamaModel.load(gpu, ckpt.weights);
-  let built: Map<number, ConstructedLayer> | null = null;
   try {
-    // ---- construction: capture the FFN inputs of the converted layers, split each MLP, initialise routers
     const calib = (await calibrationWindows(data, spec, tok, window)).map((w) => w.ids);
     const cap = await captureFfn(dense, calib, layers, spec['calibration.tokens']);
     try {
-      built = await constructMlpLayers(student, cap, spec);
+      const ctx: RunContext = { gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress };
+      const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
+      const main = await convertAndTrain(ctx, spec, variantName(spec), 2, tpIds);
+      let comparison: V2Variant[] | null = null;
+      if (spec['v2.compare']) {
+        comparison = [main.variant];
+        for (const v of comparedSpecs(spec, c.hiddenDim)) comparison.push((await convertAndTrain(ctx, v.spec, v.name, 1, null)).variant);
+      }
+      return {
+        device: gpu.describe(),
+        layers,
+        construction: {
+          'v2.mlp': spec['v2.mlp'], 'v2.experts': spec['v2.experts'], 'v2.topK': spec['v2.topK'], 'v2.sharedRatio': spec['v2.sharedRatio'],
+          'v2.partition': spec['v2.partition'], 'v2.routerInit': spec['v2.routerInit'],
+          shared_neurons: main.sharedNeurons, expert_neurons: main.expertNeurons, calibration_tokens: cap.tokens,
+        },
+        activated: main.activated,
+        dense: main.dense,
+        points: main.variant.points,
+        stages: main.stages,
+        comparison,
+        throughput: main.throughput!,
+      };
     } finally {
       for (const L of cap.layers.values()) [L.x, L.fx].forEach((t) => t.release());
     }
+  } finally {
+    dense.release();
+  }
+}
+
+/**
+ * One construction (the v2.* fields of `spec`) on a fresh copy of the model, scored after construction and
+ * after each stage up to `lastStage`; tokens/s of dense and converted over `tpIds` when given.
+ */
+async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, lastStage: 1 | 2, tpIds: number[] | null) {
+  const { gpu, ckpt, dense, layers, progress } = ctx;
+  const c = ckpt.config;
+  const student = await LlamaModel.load(gpu, ckpt.weights);
+  let built: Map<number, ConstructedLayer> | null = null;
+  try {
+    built = await constructMlpLayers(student, ctx.cap, spec);
     const first = built.values().next().value!;
     const sharedNeurons = first.moe.shared?.I ?? 0;
     const expertNeurons = first.moe.experts.expertDim;
-    progress(`constructed ${layers.length} ${spec['v2.mlp']} MLP MoE layers (${layers.join(', ')}) from ${cap.tokens} calibration tokens: ` +
-      `shared ${sharedNeurons} + ${spec['v2.experts']} experts of ${expertNeurons} neurons, top-${spec['v2.topK']}, routers ${spec['v2.routerInit']}`);
-
-    const evals = new Map<string, number[][]>();
-    for (const d of evalDomains) {
-      const text = await data.domains.find((x) => x.name === d)!.text('valid');
-      const w = evalWindows(text, tok, window, spec['v2.evalWindows']);
-      if (!w.length) throw new Error(`${d}: its held-out text is shorter than one window of ${window} tokens (eval.window)`);
-      evals.set(d, w);
-    }
+    progress(`${name}: ${layers.length} MLP MoE layers (${layers.join(', ')}) from ${ctx.cap.tokens} calibration tokens: shared ${sharedNeurons} + ${spec['v2.experts']} experts of ${expertNeurons} neurons`);
 
     // ---- scores of the student as it stands, its MLPs converted, against the dense model
     const denseScores: V2Metrics['dense'] = [];
-    const score = async (after: V2Point['after']): Promise<V2Point> => {
+    const withMoe = async <T>(f: () => Promise<T>): Promise<T> => {
       const blocks = convertLayers(student, inferenceLayers(built!, spec));
       try {
-        const scores: DomainScore[] = [];
-        for (const [domain, windows] of evals) {
-          const cmp = await compareModels(dense, student, windows);
-          if (after === 'construction') denseScores.push({ domain, ppl: cmp.pplDense });
-          scores.push({ domain, ppl: cmp.pplMoe, agreement: cmp.agreement, kl: cmp.kl });
-        }
-        const mean = (ds: string[]) => geomean(scores.filter((s) => ds.includes(s.domain)).map((s) => s.ppl));
-        const point = { after, scores, ppl_stage1_domains: mean(stage1Domains), ppl_stage2_domains: mean(stage2Domains) };
-        progress(`after ${after}: perplexity ${point.ppl_stage1_domains.toFixed(3)} on the stage 1 domains, ${point.ppl_stage2_domains.toFixed(3)} on the stage 2 domains`);
-        return point;
+        return await f();
       } finally {
         for (const l of layers) student.restoreDense(l);
         for (const b of blocks.values()) b.release();
       }
     };
-    const points = [await score('construction')];
-
-    // ---- throughput: dense vs converted, on calibration text
-    const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], student.seqLen - spec['eval.decodeTokens']));
-    const tDense = await throughput(dense, tpIds, spec['eval.decodeTokens']);
-    const blocks = convertLayers(student, inferenceLayers(built, spec));
-    const tMoe = await throughput(student, tpIds, spec['eval.decodeTokens']).finally(() => {
-      for (const l of layers) student.restoreDense(l);
-      for (const b of blocks.values()) b.release();
+    const score = (after: V2Point['after']) => withMoe(async (): Promise<V2Point> => {
+      const scores: DomainScore[] = [];
+      for (const [domain, windows] of ctx.evals) {
+        const cmp = await compareModels(dense, student, windows);
+        if (after === 'construction') denseScores.push({ domain, ppl: cmp.pplDense });
+        scores.push({ domain, ppl: cmp.pplMoe, agreement: cmp.agreement, kl: cmp.kl });
+      }
+      const mean = (ds: string[]) => geomean(scores.filter((s) => ds.includes(s.domain)).map((s) => s.ppl));
+      const point = { after, scores, ppl_stage1_domains: mean(ctx.stage1Domains), ppl_stage2_domains: mean(ctx.stage2Domains) };
+      progress(`${name}, after ${after}: perplexity ${point.ppl_stage1_domains.toFixed(3)} on the stage 1 domains, ${point.ppl_stage2_domains.toFixed(3)} on the stage 2 domains`);
+      return point;
     });
+    const points = [await score('construction')];
+    let tp: V2Metrics['throughput'] | null = null;
+    if (tpIds) {
+      const d = await throughput(dense, tpIds, spec['eval.decodeTokens']);
+      const m = await withMoe(() => throughput(student, tpIds, spec['eval.decodeTokens']));
+      tp = { prefill_dense: d.prefillTokensPerS, prefill_moe: m.prefillTokensPerS, decode_dense: d.decodeTokensPerS, decode_moe: m.decodeTokensPerS };
+    }
 
     // ---- post-training: stage 1 on general text, stage 2 on specialised text
-    const seqLen = spec['train.seqLen'];
-    const general = await trainTokens(data, stage1Domains, tok, seqLen, spec['eval.maxWindows'], 'v2.stage1Domains');
-    const special = withReplay(await trainTokens(data, stage2Domains, tok, seqLen, spec['eval.maxWindows'], 'v2.stage2Domains'), general, spec['v2.stage2Replay']);
     const stages: V2Stage[] = [];
-    for (const [stage, tokens, steps] of [[1, general, spec['v2.stage1Steps']], [2, special, spec['v2.stage2Steps']]] as const) {
+    for (const stage of lastStage === 2 ? [1, 2] as const : [1] as const) {
+      const tokens = ctx.texts[stage - 1];
       const m = specTrainModel(student, spec, trainLayers(built, spec));
       try {
         const params = m.params.counts();
-        progress(`stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
-        const r = await train(m, tokens, { ...loopOptions(spec), steps, onProgress: throttle((line) => progress(`stage ${stage}: ${line}`), 5000) });
+        progress(`${name}, stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
+        const r = await train(m, tokens, { ...loopOptions(spec), steps: spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'], onProgress: throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000) });
         stages.push({
           stage, domains: tokens.domains, replay: stage === 2 ? spec['v2.stage2Replay'] : 0, steps: r.step, tokens: r.tokens, seconds: r.seconds,
           tokens_per_s: r.tokensPerS, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss,
@@ -191,26 +277,18 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
       points.push(await score(stage === 1 ? 'stage 1' : 'stage 2'));
     }
 
-    const attention = layers.length * attentionParams(c);
     const mlpDense = layers.length * 3 * c.dim * c.hiddenDim;
     const mlpMoe = layers.length * (spec['v2.experts'] * c.dim + 3 * c.dim * (sharedNeurons + spec['v2.topK'] * expertNeurons));
+    const variant: V2Variant = {
+      name, mlp: spec['v2.mlp'], router_init: spec['v2.routerInit'], experts: spec['v2.experts'], top_k: spec['v2.topK'],
+      activated_share: (sharedNeurons + spec['v2.topK'] * expertNeurons) / c.hiddenDim, points,
+    };
     return {
-      device: gpu.describe(),
-      layers,
-      construction: {
-        'v2.mlp': spec['v2.mlp'], 'v2.experts': spec['v2.experts'], 'v2.topK': spec['v2.topK'], 'v2.sharedRatio': spec['v2.sharedRatio'],
-        'v2.partition': spec['v2.partition'], 'v2.routerInit': spec['v2.routerInit'],
-        shared_neurons: sharedNeurons, expert_neurons: expertNeurons, calibration_tokens: cap.tokens,
-      },
-      activated: { attention, mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
-      dense: denseScores,
-      points,
-      stages,
-      throughput: { prefill_dense: tDense.prefillTokensPerS, prefill_moe: tMoe.prefillTokensPerS, decode_dense: tDense.decodeTokensPerS, decode_moe: tMoe.decodeTokensPerS },
+      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp,
+      activated: { attention: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
     };
   } finally {
     if (built) for (const L of built.values()) releaseMlpMoe(L.weights);
-    dense.release();
     student.release();
   }
 }
