@@ -31,14 +31,14 @@ const VOCAB = 2048;
 const PPL_WINDOWS = 8;
 
 const CONFIG: ModelConfig = {
-  arch: 'llama', dim: 64, hiddenDim: 172, nLayers: 3, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: VOCAB, maxSeqLen: 256,
+  arch: 'llama', dim: 128, hiddenDim: 352, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 32, vocabSize: VOCAB, maxSeqLen: 256,
   normEps: 1e-5, ropeTheta: 10000, ropeStyle: 'half', tiedEmbeddings: true, qkvBias: false, bosId: 0, eosId: 1,
 };
 
 /** The `moefy train` spec, less the paths (filled in below). */
 const TRAIN = {
-  domains: 'all', seqLen: 128, batchTokens: 128, steps: 240, lr: 5e-3, warmup: 20, schedule: 'cosine', minLr: 0.1,
-  weightDecay: 0.01, clip: 1, evalEvery: 80, logEvery: 10, checkpointEvery: 40,
+  domains: 'all', seqLen: 128, batchTokens: 512, steps: 2000, lr: 3e-3, warmup: 50, schedule: 'cosine', minLr: 0.1,
+  weightDecay: 0.1, clip: 1, evalEvery: 250, logEvery: 25, checkpointEvery: 50,
 };
 
 const USAGE = 'usage: node --import ./bin/register.mjs scripts/train-demo.ts [--work DIR] [--out DIR]';

@@ -1,8 +1,8 @@
 // The workbench's demo model (public/demo-model/, made by `npm run train:demo`): its folder is a complete
 // Hugging Face checkpoint of the size metrics.json says, and it has learnt English word statistics: greedy
 // text from "The" is mostly words of the Brown Corpus (a random-init model repeats the prompt's sub-word
-// token, "TheTheThe…", which is no word), and its held-out perplexity is under half the vocabulary size
-// (a model that learnt nothing scores about the vocabulary size, as a uniform guess does).
+// token, "TheTheThe…", which is no word), and its held-out perplexity is under an eighth of the vocabulary
+// size (a model that learnt nothing scores about the vocabulary size, as a uniform guess does).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ test('the demo model is a complete Hugging Face folder of the size its metrics s
   assert.equal(Object.keys(metrics.perplexity_valid.by_genre).length, 15, 'held-out perplexity for each of the 15 Brown genres');
 });
 
-test('the demo model writes Brown words greedily from "The" and its held-out perplexity is under half its vocabulary', async () => {
+test('the demo model writes Brown words greedily from "The" and its held-out perplexity is under an eighth of its vocabulary', async () => {
   const g = await runTask('generate', { model: dir, prompt: 'The', maxTokens: 48 }, () => {}, [dir]);
   const words = (g.text.match(/[A-Za-z]+/g) ?? []).map((w) => w.toLowerCase());
   const genres = await loadBrown();
@@ -47,5 +47,5 @@ test('the demo model writes Brown words greedily from "The" and its held-out per
   const config = configFromHf(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
   const p = await runTask('ppl', { model: dir, text, window: 128, maxWindows: 2 }, () => {}, [dir, text]);
   console.log(`brown-news held-out perplexity ${p.ppl.toFixed(1)} over ${p.tokens} tokens (vocabulary ${config.vocabSize})`);
-  assert.ok(p.ppl < config.vocabSize / 2, `perplexity ${p.ppl} is not under half the vocabulary size ${config.vocabSize}`);
+  assert.ok(p.ppl < config.vocabSize / 8, `perplexity ${p.ppl} is not under an eighth of the vocabulary size ${config.vocabSize}`);
 });
