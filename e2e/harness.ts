@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ViteDevServer } from 'vite';
+import { DEMO_NAME } from '../src/worker/demo-model.ts';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
 
@@ -88,4 +89,13 @@ export async function useBrownCorpus(page: Page): Promise<void> {
   await page.getByRole('button', { name: /Use the Brown Corpus/ }).click();
   await page.locator('[data-data-status="ready"], [data-data-status="error"]').waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('[data-data-status]').getAttribute('data-data-status'), 'ready', `Brown Corpus: ${await page.locator('[data-data-status]').innerText()}`);
+}
+
+/** The demo model a visit opens with (nothing chosen in Model), then the built-in Brown Corpus. */
+export async function loadDemoAndBrown(page: Page): Promise<void> {
+  await openStage(page, 'Model');
+  await page.locator('[data-model-status="ready"], [data-model-status="error"]').waitFor({ timeout: 120_000 });
+  assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', `the demo model loads: ${await page.locator('[data-model-status]').innerText()}`);
+  await page.getByText(DEMO_NAME).first().waitFor({ timeout: 10_000 });
+  await useBrownCorpus(page);
 }

@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { DEMO_NAME } from '../src/worker/demo-model.ts';
-import { e2eSkip, keepScreenshot, openStage, startPage, useBrownCorpus } from './harness.ts';
+import { e2eSkip, keepScreenshot, loadDemoAndBrown, openStage, startPage } from './harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DEMO = join(root, 'public', 'demo-model');
@@ -47,15 +46,6 @@ async function longTasksBetween(page: Page, from: number, to: number): Promise<{
 }
 
 const now = (page: Page) => page.evaluate(() => performance.now());
-
-async function loadModelAndData(page: Page): Promise<void> {
-  await openStage(page, 'Model');
-  // nothing chosen: the demo model is what a visit opens with
-  await page.locator('[data-model-status="ready"], [data-model-status="error"]').waitFor({ timeout: 120_000 });
-  assert.equal(await page.locator('[data-model-status]').getAttribute('data-model-status'), 'ready', `the demo model loads: ${await page.locator('[data-model-status]').innerText()}`);
-  await page.getByText(DEMO_NAME).first().waitFor({ timeout: 10_000 });
-  await useBrownCorpus(page);
-}
 
 /** Clicks a stage's button and waits for its task to end; fails with the page's error if it failed. */
 async function runTask(page: Page, button: RegExp): Promise<void> {
@@ -93,7 +83,7 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
       }).observe({ type: 'longtask', buffered: true });
     });
     await page.goto(url);
-    await loadModelAndData(page);
+    await loadDemoAndBrown(page);
 
     // ---- the run, through the visible controls
     for (const [stage, label, value] of RUN) {
@@ -138,7 +128,7 @@ test('Workbench: a first visit runs LaDiMo end to end, every chart filled; the U
     long = await longTasksBetween(page, t0, await now(page));
     assert.ok(long.every((l) => l.duration <= 100), `no long task over 100 ms during distillation: ${JSON.stringify(long)}`);
     await page.reload();
-    await loadModelAndData(page);
+    await loadDemoAndBrown(page);
     await openStage(page, 'Distill');
     await page.getByText('A distillation of this spec was interrupted').waitFor({ timeout: 30_000 });
     await runTask(page, /Resume distillation/);

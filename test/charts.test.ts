@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chartFileName, csvField, inlineStyleText, svgDocument, toCsv } from '../src/ui/charts/export.ts';
 import { fmtChange, histogramSteps, linearAxis, logAxis, subscript, thin } from '../src/ui/charts/chart-data.ts';
+import { dendrogramLayout } from '../src/ui/charts/dendrogram.ts';
+import { averageLinkage, cutTree } from '../src/methods/dive/cluster.ts';
 
 test('CSV fields are quoted only when they must be, with quotes doubled', () => {
   assert.equal(csvField('news'), 'news');
@@ -134,3 +136,22 @@ function parseCsv(text: string): string[][] {
   }
   return rows;
 }
+
+test('the dendrogram lays leaves out depth-first from the root, each merge over its children at its distance', () => {
+  // 0 and 2 are close, 1 is far from both: the tree is (1, (0, 2)), so 1 is drawn first
+  const dist = [0, 1, 0.1, 1, 0, 1, 0.1, 1, 0];
+  const merges = averageLinkage(dist, 3);
+  const { order, links, height } = dendrogramLayout(merges, 3);
+  assert.deepEqual(order, [1, 0, 2]);
+  assert.deepEqual(links, [
+    { a: 1, b: 2, mid: 1.5, ha: 0, hb: 0, h: 0.1 },
+    { a: 0, b: 1.5, mid: 0.75, ha: 0, hb: 0.1, h: 1 },
+  ]);
+  assert.equal(height, 1);
+  // every cut of the tree is contiguous along the leaf order, so cluster blocks sit on the heatmap's diagonal
+  for (let n = 1; n <= 3; n++) {
+    const labels = cutTree(merges, 3, n).map((_, i, l) => l[order[i]]);
+    assert.equal(new Set(labels).size, labels.filter((c, i) => c !== labels[i - 1]).length, `cut into ${n}`);
+  }
+  assert.throws(() => dendrogramLayout(merges.slice(1), 3), /1 merges for 3 points/);
+});

@@ -11,7 +11,9 @@ import { parseSpec } from '../src/state/spec.ts';
 import { averageLinkage, clusterDomains, cutTree, labelClusters, normaliseAffinity, pearsonRows } from '../src/methods/dive/cluster.ts';
 import { compensationBias, flapScores, keptCount, poolStats, topChannels, variance, type ChannelStats } from '../src/methods/dive/importance.ts';
 import { columnMomentsRef } from '../src/ops/moments.ref.ts';
-import type { DiveMetrics } from '../src/methods/dive/run.ts';
+import type { DiveMetrics, DiveModelRow } from '../src/methods/dive/run.ts';
+import { comparisonLine, diveComparisons } from '../src/methods/dive/report.ts';
+import { parseDiveFile } from '../src/state/dive-file.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
@@ -172,10 +174,70 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
     assert.equal(t.stage1!.tensors_changed, L, `${r.name}: stage 1 moved the ${L} routers and nothing else`);
     assert.ok(t.stage1!.tensors_compared > L + L * 4, 'stage 1 compared every weight, the biases included');
   }
+  // the report: each DIVE k/N against FLAP, the random split and the ablation of its k, after retraining
+  assert.deepEqual(m.comparisons.map((c) => `${c.dive} | ${c.baseline}`), [
+    'DIVE 1/2 | FLAP 50%', 'DIVE 1/2 | random split (LLaMA-MoE) 1/2', 'DIVE 1/2 | DIVE w/o affinity mining 1/2',
+    'DIVE 2/2 | FLAP 50%', 'DIVE 2/2 | random split (LLaMA-MoE) 2/2', 'DIVE 2/2 | DIVE w/o affinity mining 2/2',
+  ]);
+  for (const c of m.comparisons) {
+    const [d, b] = [c.dive, c.baseline].map((n) => m.models.find((r) => r.name === n)!.retrained!);
+    assert.equal(c.when, 'retrained');
+    assert.equal(c.relative, d.ppl_geomean / b.ppl_geomean - 1);
+    assert.equal(c.domains_better, d.ppl.filter((p, i) => p < b.ppl[i]).length);
+  }
   const again = await run();
   const stable = (x: DiveMetrics) => ({
     ...x, seconds: null,
     models: x.models.map((r) => ({ ...r, retrained: r.retrained && { ...r.retrained, stage1: r.retrained.stage1 && { ...r.retrained.stage1, seconds: 0 }, stage2: { ...r.retrained.stage2, seconds: 0 } } })),
   });
   assert.deepEqual(stable(again), stable(m));
+});
+
+/** A model row with perplexities `ppl` as constructed and `after` retrained (null: not retrained). */
+function row(name: string, construction: DiveModelRow['construction'], k: number, ppl: number[], after: number[] | null): DiveModelRow {
+  const geo = (v: number[]) => Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length);
+  const retrained = after && { stage1: null, stage2: {} as never, ppl: after, ppl_training_forward: after, expert_share: [], ppl_geomean: geo(after) };
+  return { name, construction, experts: construction === 'flap' || construction === 'dense' ? 1 : 4, top_k: k, kept_channels: 8, activated_ffn_share: 0.5, ppl, ppl_geomean: geo(ppl), retrained };
+}
+
+test('the report compares each DIVE k/N with FLAP and with the random split and the ablation of its own k, retrained when both were', () => {
+  const models = [
+    row('dense', 'dense', 1, [10, 10], null),
+    row('FLAP 50%', 'flap', 1, [20, 40], [16, 32]),
+    row('DIVE 1/4', 'dive', 1, [30, 30], [8, 50]),
+    row('random split (LLaMA-MoE) 1/4', 'random', 1, [60, 60], [20, 20]),
+    row('DIVE 2/4', 'dive', 2, [25, 25], null),
+    row('random split (LLaMA-MoE) 2/4', 'random', 2, [50, 12.5], null),
+  ];
+  const c = diveComparisons(models);
+  assert.deepEqual(c.map((x) => [x.dive, x.baseline, x.when]), [
+    ['DIVE 1/4', 'FLAP 50%', 'retrained'],
+    ['DIVE 1/4', 'random split (LLaMA-MoE) 1/4', 'retrained'],
+    ['DIVE 2/4', 'FLAP 50%', 'constructed'],
+    ['DIVE 2/4', 'random split (LLaMA-MoE) 2/4', 'constructed'],
+  ]);
+  // geomeans: DIVE 1/4 √400 = 20 vs FLAP √512 ≈ 22.63 → 11.6% lower; vs random 20: a tie on the mean, lower on 1 of 2
+  assert.ok(Math.abs(c[0].relative - (20 / Math.sqrt(512) - 1)) < 1e-12);
+  assert.equal(c[0].domains_better, 1);
+  assert.ok(Math.abs(c[1].relative) < 1e-12);
+  assert.equal(comparisonLine(c[0]), 'DIVE 1/4 beats FLAP 50% by 11.6% (perplexity 20.00 vs 22.63, lower on 1 of 2 domains), both retrained');
+  // as constructed: 25 vs √800 ≈ 28.28 (FLAP), 25 vs 25 (random)
+  assert.match(comparisonLine(c[2]), /^DIVE 2\/4 beats FLAP 50% by 11\.6% .*as constructed, before retraining$/);
+  assert.equal(comparisonLine({ ...c[3], relative: 0.05 }).split(' (perplexity')[0], 'DIVE 2/4 trails random split (LLaMA-MoE) 2/4 by 5.0%');
+});
+
+test('a DIVE results file: moefy run --json output or the metrics alone; anything else is refused with the file and the field', () => {
+  const models = [row('dense', 'dense', 1, [10, 10], null), row('FLAP 50%', 'flap', 1, [20, 40], null), row('DIVE 1/4', 'dive', 1, [30, 30], null)];
+  const metrics = { stage: 's', domains: ['a', 'b'], calibration_tokens: [1, 1], eval_tokens: [1, 1], affinity: null, clusters: { source: 'labels', groups: [['a'], ['b']] }, label_clusters: [['a'], ['b']], models, seconds: { calibration: 0, affinity: 0, construction: 0, retraining: 0 } };
+  const whole = parseDiveFile(JSON.stringify({ spec: { method: 'dive' }, metrics }), 'run.json');
+  assert.deepEqual(whole.models, models);
+  // a file from before the report: its comparisons are computed on opening
+  assert.deepEqual(whole.comparisons, diveComparisons(models));
+  assert.deepEqual(parseDiveFile(JSON.stringify(metrics), 'm.json').domains, ['a', 'b']);
+  const bad = (doc: unknown, re: RegExp) => assert.throws(() => parseDiveFile(typeof doc === 'string' ? doc : JSON.stringify(doc), 'f.json'), re);
+  bad('{', /^Error: f\.json: not JSON/);
+  bad({ spec: { method: 'ladimo' }, metrics }, /f\.json: spec\.method is "ladimo"; this page shows DIVE runs/);
+  bad({ ...metrics, domains: [] }, /f\.json: metrics\.domains must be a non-empty list of domain names/);
+  bad({ ...metrics, affinity: { ppl: [] } }, /f\.json: metrics\.affinity must be null or \{ ppl, normalised, correlation, merges \}/);
+  bad({ ...metrics, models: [{ ...models[0], ppl: [1] }] }, /f\.json: metrics\.models\[0\] needs a name and 2 perplexities/);
 });

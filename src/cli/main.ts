@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseSpec, type RunSpec } from '../state/spec.ts';
 import type { SweepPoint, SweepReport } from '../methods/ladimo/sweep.ts';
 import type { CheckReport } from '../ops/check.ts';
+import { comparisonLine } from '../methods/dive/report.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
 
@@ -275,6 +276,7 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
       });
     }
   }
+  for (const c of m.comparisons) console.log(comparisonLine(c));
   console.log(`seconds: calibration ${m.seconds.calibration.toFixed(0)}, affinity ${m.seconds.affinity.toFixed(0)}, constructions ${m.seconds.construction.toFixed(0)}, retraining ${m.seconds.retraining.toFixed(0)}`);
   return 0;
 }

@@ -1,5 +1,5 @@
-// UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export) and of
-// whole-model training (Data → Train, method 'train'): the run spec (the same document as `moefy run` and
+// UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export), of
+// whole-model training (Data → Train, method 'train') and of DIVE (Data → Experts, method 'dive'): the run spec (the same document as `moefy run` and
 // the URL), the long task running in the worker with its progress, and the results. One long task at a
 // time; each stage's results replace those after it when re-run, since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
 import * as Comlink from 'comlink';
@@ -12,6 +12,8 @@ import type {
   DataSource,
   DataSummary,
   DistillUpdate,
+  DiveMetrics,
+  DiveResume,
   EvalPoint,
   LayerPolicy,
   LossPoint,
@@ -54,6 +56,12 @@ export interface RoutingDemo {
   error: string | null;
 }
 
+/** DIVE results on show: from a run in this tab ('run') or a file of `moefy run`'s metrics (its name). */
+export interface DiveView {
+  metrics: DiveMetrics;
+  source: 'run' | { file: string };
+}
+
 /** A training run's points as they stream in: one step per reading of the losses, the held-out points, tokens/s. */
 export interface TrainLive {
   curve: StepPoint[];
@@ -75,6 +83,9 @@ interface PipelineStore {
   train: TrainResults | null;
   trainLive: TrainLive;
   trainResume: TrainResume | null;
+  /** method 'dive': results shown (a run in this tab, or a `moefy run` metrics file opened) and what is stored of the spec's run */
+  dive: DiveView | null;
+  diveResume: DiveResume | null;
   storage: StorageReport | null;
   demo: RoutingDemo;
   setField<K extends SpecKey>(key: K, value: RunSpec[K]): void;
@@ -91,6 +102,8 @@ interface PipelineStore {
   setLayerPolicy(layer: number, policy: LayerPolicy): Promise<void>;
   /** spec + results as one JSON document (run-file.ts) */
   runFile(): string;
+  /** shows a DIVE metrics document (`moefy run` on a dive spec), from `source` (a file name) */
+  showDive(metrics: DiveMetrics, source: string): void;
   loadRunFile(spec: RunSpec, results: RunResults): void;
   /** the Qwen2-MoE folder's files, for the page to save */
   exportModel(): Promise<{ name: string; bytes: Uint8Array }[] | null>;
@@ -109,6 +122,7 @@ const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
   sweep: ['sweep'],
   export: [],
   train: [],
+  dive: [],
 };
 
 /** Stored distillation work this page has not loaded: a finished layer or one stopped part-way. */
@@ -163,6 +177,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     train: null,
     trainLive: NO_TRAIN_POINTS,
     trainResume: null,
+    dive: null,
+    diveResume: null,
     storage: null,
     demo: { text: 'Once upon a time, there was a little girl who loved to read books.', result: null, params: null, overrides: {}, busy: false, error: null },
 
@@ -187,6 +203,7 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
           spec: { ...s.spec, data: source.kind === 'builtin' ? 'builtin:brown' : summary.label },
           train: null,
           trainLive: NO_TRAIN_POINTS,
+          dive: s.dive?.source === 'run' ? null : s.dive,
         }));
         clear('capture');
       } catch (e) {
@@ -259,6 +276,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
             flush();
           });
         }
+        case 'dive':
+          return task(stage, (p) => api.dive(spec, p), (metrics) => set({ dive: { metrics, source: 'run' } }));
       }
     },
 
@@ -270,9 +289,10 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
       const spec = get().spec;
       try {
         if (spec.method === 'train') set({ trainResume: await getEngine().trainResumeInfo(spec) });
+        else if (spec.method === 'dive') set({ diveResume: await getEngine().diveResumeInfo(spec) });
         else set({ resume: await getEngine().resumeInfo(spec) });
       } catch {
-        set(spec.method === 'train' ? { trainResume: null } : { resume: null });
+        set(spec.method === 'train' ? { trainResume: null } : spec.method === 'dive' ? { diveResume: null } : { resume: null });
       }
     },
 
@@ -319,6 +339,10 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     runFile() {
       const { spec, results } = get();
       return runFileText(spec, results);
+    },
+
+    showDive(metrics, source) {
+      set({ dive: { metrics, source: { file: source } } });
     },
 
     loadRunFile(spec, results) {

@@ -1,6 +1,7 @@
 // The pipeline sidebar: Kernels (setup), the run spec's method, then its stages, each with its status
 // (done, running with its progress, interrupted, failed, or what it waits for): LaDiMo's Model → Data →
-// Construct → Distill → Route → Evaluate → Export, or whole-model training's Model → Data → Train.
+// Construct → Distill → Route → Evaluate → Export, whole-model training's Model → Data → Train, or
+// DIVE's Model → Data → DIVE.
 import { useStore, type Stage } from '../state/store.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { interrupted, usePipeline } from '../state/pipeline.ts';
@@ -19,6 +20,7 @@ const STAGES: { id: StageId; name: string; what: string; tasks: TaskStage[] }[] 
   { id: 'evaluate', name: 'Evaluate', what: 'Perplexity, agreement, speed', tasks: ['evaluate', 'sweep'] },
   { id: 'export', name: 'Export', what: 'Qwen2-MoE folder, run file, link', tasks: ['export'] },
   { id: 'train', name: 'Train', what: 'Train the whole model on the text', tasks: ['train'] },
+  { id: 'dive', name: 'DIVE', what: 'Mine domains, prune experts, retrain', tasks: ['dive'] },
 ];
 
 type Method = RunSpec['method'];
@@ -27,8 +29,7 @@ type Method = RunSpec['method'];
 const WORKBENCH: Partial<Record<Method, { label: string; stages: StageId[] }>> = {
   ladimo: { label: 'LaDiMo: dense → MoE', stages: ['model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export'] },
   train: { label: 'Train the whole model', stages: ['model', 'data', 'train'] },
-  // DIVE runs from the CLI only so far (moefy run with method 'dive'); no stage page yet
-  dive: { label: 'DIVE: pruned experts (CLI only so far)', stages: ['model', 'data'] },
+  dive: { label: 'DIVE: experts from domain pruning', stages: ['model', 'data', 'dive'] },
 };
 
 const stagesOf = (m: Method): StageId[] => WORKBENCH[m]?.stages ?? ['model', 'data'];
@@ -37,13 +38,16 @@ const METHODS = FIELDS.find((f) => f.key === 'method')!.choices;
 function useStatuses(): Record<StageId, Status> {
   const model = useStore((s) => s.model.status);
   // Not the streamed loss points: the sidebar need not re-render with the chart.
-  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume })));
+  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume, dive: s.dive, diveResume: s.diveResume })));
   const r = p.results;
   const t = p.task;
+  // a stage that starts from the model and the text: what it waits for, else `ready`
+  const fromInputs = (ready: Status): Status =>
+    model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : ready;
   const base: Record<StageId, Status> = {
     model: model === 'ready' ? { kind: 'done', text: 'Loaded' } : model === 'loading' ? { kind: 'running', text: 'Loading…' } : { kind: 'ready', text: 'Start here' },
     data: p.data.status === 'ready' ? { kind: 'done', text: `${p.data.summary!.domains.length} domains` } : p.data.status === 'loading' ? { kind: 'running', text: 'Reading…' } : { kind: 'ready', text: 'Choose text' },
-    construct: r.capture ? { kind: 'done', text: `${r.capture.tokens.toLocaleString('en-US')} tokens captured` } : p.resume?.captured ? { kind: 'done', text: 'Capture stored' } : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to capture' },
+    construct: r.capture ? { kind: 'done', text: `${r.capture.tokens.toLocaleString('en-US')} tokens captured` } : p.resume?.captured ? { kind: 'done', text: 'Capture stored' } : fromInputs({ kind: 'ready', text: 'Ready to capture' }),
     distill: r.distill.length ? { kind: 'done', text: `${r.distill.length} layers distilled` } : interrupted(p) ? { kind: 'paused', text: 'Interrupted: resume' } : r.capture ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs a capture' },
     route: r.routing ? { kind: 'done', text: 'Policies decided' } : r.distill.length ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs distilled layers' },
     evaluate: r.evaluation || r.sweep ? { kind: 'done', text: r.evaluation ? `ppl ×${(r.evaluation.ppl_moe / r.evaluation.ppl_dense).toFixed(3)}` : 'Swept' } : r.routing ? { kind: 'ready', text: 'Ready' } : { kind: 'waiting', text: 'Needs routing' },
@@ -54,7 +58,12 @@ function useStatuses(): Record<StageId, Status> {
         ? { kind: 'paused', text: `Interrupted at step ${p.trainResume.step}: resume` }
         : p.trainResume
           ? { kind: 'done', text: 'Finished run stored' }
-          : model !== 'ready' ? { kind: 'waiting', text: 'Needs a model' } : p.data.status !== 'ready' ? { kind: 'waiting', text: 'Needs data' } : { kind: 'ready', text: 'Ready to train' },
+          : fromInputs({ kind: 'ready', text: 'Ready to train' }),
+    dive: p.dive
+      ? { kind: 'done', text: p.dive.source === 'run' ? `${p.dive.metrics.models.length} models measured` : `Shown from ${p.dive.source.file}` }
+      : p.diveResume
+        ? { kind: 'paused', text: `${p.diveResume.pieces} pieces stored: resume` }
+        : fromInputs({ kind: 'ready', text: 'Ready to run' }),
   };
   for (const s of STAGES) {
     if (t.stage && s.tasks.includes(t.stage)) {

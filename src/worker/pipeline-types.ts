@@ -7,10 +7,11 @@ import type { TaskProgress, TaskStage } from '../methods/ladimo/progress.ts';
 import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
 import type { RunSpec } from '../state/spec.ts';
 import type { TrainMetrics } from '../train/task.ts';
+import type { DiveMetrics } from '../methods/dive/run.ts';
 import type { EvalPoint, StepPoint } from '../train/trainer.ts';
 import type { StorageBackend } from './storage.ts';
 
-export type { EvalPoint, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
+export type { DiveMetrics, EvalPoint, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
 
 // ----------------------------------------------------------------------------- data
 
@@ -203,6 +204,15 @@ export interface TrainResume {
   key: string;
 }
 
+// ----------------------------------------------------------------------------- DIVE (method 'dive')
+
+/** What is stored of a DIVE run: its finished pieces (affinity rows, models' rows). */
+export interface DiveResume {
+  pieces: number;
+  /** the run's StoredItem key, for deleteStored */
+  key: string;
+}
+
 // ----------------------------------------------------------------------------- the worker API
 
 /**
@@ -243,6 +253,13 @@ export interface PipelineApi {
   train(spec: RunSpec, onProgress?: (p: TaskProgress) => void, onUpdate?: (u: TrainUpdate) => void): Promise<TrainResults>;
   /** The latest training snapshot stored for this spec, model and data, or null. */
   trainResumeInfo(spec: RunSpec): Promise<TrainResume | null>;
+  /**
+   * Method 'dive': DIVE (arXiv 2506.09351) on the loaded model and the data's calibration.domains, `moefy
+   * run`'s metrics; each finished piece is stored, so a run stopped part-way resumes at the next.
+   */
+  dive(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<DiveMetrics>;
+  /** What is stored of this spec's DIVE run on the loaded model and data, or null. */
+  diveResumeInfo(spec: RunSpec): Promise<DiveResume | null>;
   /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
   cancel(): Promise<void>;
   storage(): Promise<StorageReport>;

@@ -4,8 +4,8 @@
 // the captured activations and distilled blocks stay on the GPU from one stage to the next, with its
 // checkpoints in browser storage (storage.ts, runs.ts), so a reload resumes. Stages run one at a time with
 // the model's other uses; progress reaches the page at most four times a second; cancel() stops the
-// running stage at its next step with an AbortError, its checkpoints kept. Method 'train' (train.ts)
-// runs the same way, on a copy of the loaded model.
+// running stage at its next step with an AbortError, its checkpoints kept. Methods 'train' (train.ts)
+// and 'dive' (dive.ts) run the same way, on copies of the loaded model.
 import * as Comlink from 'comlink';
 import { fetchBrownSources } from '../data/brown.ts';
 import { convertLayers } from '../moe/block.ts';
@@ -33,6 +33,7 @@ import type {
 import { deleteRunItem, runItems, runKey } from './runs.ts';
 import { openBrowserStore, type BrowserStore } from './storage.ts';
 import { storedTraining, trainLoaded } from './train.ts';
+import { diveLoaded, storedDive } from './dive.ts';
 
 /** Bins of the w_m histograms over [0, 1]. */
 const HISTOGRAM_BINS = 50;
@@ -288,6 +289,12 @@ export function pipelineSession(models: ModelSession, openStore: () => Promise<B
 
     trainResumeInfo: (spec) =>
       models.withModel('trainResumeInfo', async (loaded) => storedTraining(await getStore(), spec, loaded, needData('trainResumeInfo'))),
+
+    dive: (spec, onProgress) =>
+      longTask('dive', onProgress, async (loaded, control) => diveLoaded(loaded, needData('dive'), spec, await getStore(), control)),
+
+    diveResumeInfo: (spec) =>
+      models.withModel('diveResumeInfo', async (loaded) => storedDive(await getStore(), spec, loaded, needData('diveResumeInfo'))),
 
     async cancel() {
       for (const a of running) a.abort();

@@ -3,11 +3,11 @@
 // model's files and the data's domains in place of the spec's model and data), so a reload with the same
 // spec, model and data finds them. The Storage panel sees a LaDiMo run as two items, its captured
 // activations and its distilled layers, each deletable on its own; a training run (method 'train') as one,
-// its snapshots.
+// its snapshots; a DIVE run as one, its finished pieces.
 import { checkpointIdentity } from '../methods/ladimo/checkpoint.ts';
 import type { TextData } from '../methods/ladimo/data.ts';
 import { baseName, readText } from '../model/source.ts';
-import type { RunSpec } from '../state/spec.ts';
+import { FIELDS, type RunSpec } from '../state/spec.ts';
 import { trainIdentity } from '../train/task.ts';
 import type { ModelSummary } from './model.ts';
 import type { StoredItem } from './pipeline-types.ts';
@@ -42,6 +42,17 @@ export function trainRunKey(spec: RunSpec, model: ModelSummary, data: TextData):
   return keyOf({ ...identity, ...sources(model, data) });
 }
 
+/**
+ * A DIVE run's identity and its folder: what trainIdentity reads (its retraining loop) with the dive.*
+ * fields, the calibration domains and the evaluation window, and the loaded sources.
+ */
+export function diveRunKey(spec: RunSpec, model: ModelSummary, data: TextData): Promise<RunKey> {
+  const identity = trainIdentity(spec);
+  for (const k of ['model', 'tokenizer', 'data']) delete identity[k];
+  for (const { key } of FIELDS) if (key.startsWith('dive.') || key === 'calibration.domains' || key === 'eval.window') identity[key] = spec[key];
+  return keyOf({ ...identity, ...sources(model, data) });
+}
+
 const SNAPSHOT = /^train-step-(\d+)\.json$/;
 
 /** Steps of the complete training snapshots in `dir` (src/train/checkpoint.ts: a snapshot is complete once its .json exists), ascending. */
@@ -65,6 +76,9 @@ export async function dropOlderSnapshots(store: BrowserStore, dir: string, keep:
 }
 
 type Part = 'capture' | 'checkpoint';
+
+/** A DIVE run's finished pieces are files `dive-<piece>.json` (dive.ts). */
+export const DIVE_PIECE = 'dive-';
 
 /** Which item a run's file belongs to: capture.* to the capture, the rest (spec.json included) to the checkpoint. */
 const partOf = (file: string): Part => (file.startsWith('capture.') ? 'capture' : 'checkpoint');
@@ -100,10 +114,12 @@ export async function runItems(store: BrowserStore): Promise<StoredItem[]> {
     const done = numbered(/^layer-(\d+)-[^.]+\.json$/);
     const partial = numbered(/^layer-(\d+)-[^.]+\.partial\.json$/);
     const snapshots = numbered(SNAPSHOT);
+    const pieces = files.filter((f) => f.startsWith(DIVE_PIECE)).length;
     const what = [
       done.length && `distilled layers ${done.join(', ')}`,
       partial.length && `layer ${partial.join(', ')} part-way`,
       snapshots.length && `training snapshot${snapshots.length > 1 ? 's' : ''} at step ${snapshots.join(', ')}`,
+      pieces && `${pieces} finished piece${pieces > 1 ? 's' : ''} of the run`,
     ].filter(Boolean).join(', ');
     items.push({ key, kind: 'checkpoint', label: `${run}: ${what || 'run spec'}`, bytes });
   }
@@ -131,6 +147,7 @@ async function runLabel(store: BrowserStore, dir: string): Promise<string> {
   if (!spec) return dir;
   const id = JSON.parse(await readText(spec)) as Record<string, unknown> & { model?: { name?: string } };
   const model = id.model?.name ?? 'model';
+  if (id.method === 'dive') return [model, 'DIVE', `${id['dive.experts']} experts`, `k ${id['dive.topK']}`, `seed ${id.seed}`].join(' · ');
   if (id.method === 'train') return [model, 'training', `${id['train.steps']} steps of ${id['train.batchTokens']} tokens`, `seed ${id.seed}`].join(' · ');
   return [model, `layers ${id['construct.layers']}`, `${id['construct.experts']} experts`, `${id['train.steps']} steps`, `seed ${id.seed}`].join(' · ');
 }

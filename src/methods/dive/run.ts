@@ -3,25 +3,31 @@
 // noisy top-k routers (construct.ts) for each k/N configuration, beside the baselines built the same way
 // (FLAP alone, LLaMA-MoE's random split, DIVE without affinity mining) → perplexity per domain of each
 // (evaluate.ts) → the two retraining stages (retrain.ts: routers, then expert LoRA with the norms), the
-// same steps for every construction, and perplexity per domain again.
+// same steps for every construction, and perplexity per domain again. The same run serves both hosts:
+// runDive opens the spec's files for the CLI; diveRun takes a checkpoint and text already open (the
+// workbench's loaded model and Data stage), reports as a TaskControl and can keep what it finished in a
+// DiveMemo, so a run stopped part-way (Cancel, a reload) resumes at the first piece it had not finished.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { Rng } from '../../data/rng.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
 import { openCheckpoint } from '../../model/load.ts';
+import type { Checkpoint } from '../../model/weights.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { SpecError, type RunSpec } from '../../state/spec.ts';
 import type { DenseFfn } from '../ladimo/construct.ts';
 import { textDataFromFiles, type TextData, type TextDomain } from '../ladimo/data.ts';
-import { affinityMatrix } from './affinity.ts';
+import { affinityRow } from './affinity.ts';
 import { clusterDomains, labelClusters, type Merge } from './cluster.ts';
 import { clusterLayer, flapLayer, freshRouter, randomLayer, type ConstructedLayer } from './construct.ts';
 import { pplPerDomain } from './evaluate.ts';
 import { channelStats, keptCount, poolStats, type ChannelStats } from './importance.ts';
 import { retrain, type RetrainResult } from './retrain.ts';
+import { diveComparisons, type DiveComparison } from './report.ts';
 import { trainTokens } from '../../train/data.ts';
 import { loopOptions, throttle } from '../../train/task.ts';
+import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
 
@@ -58,6 +64,8 @@ export interface DiveMetrics {
   /** the grouping by name of the ablation (the same as clusters when the source is 'labels') */
   label_clusters: string[][];
   models: DiveModelRow[];
+  /** DIVE against each baseline of its k (report.ts) */
+  comparisons: DiveComparison[];
   seconds: { calibration: number; affinity: number; construction: number; retraining: number };
 }
 
@@ -101,18 +109,48 @@ function diveDomains(data: TextData, spec: RunSpec): TextDomain[] {
 const geomean = (v: readonly number[]) => Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length);
 const rows = (A: Float64Array, D: number) => Array.from({ length: D }, (_, i) => Array.from(A.subarray(i * D, (i + 1) * D)));
 
+/**
+ * Finished pieces of a run by name (an affinity row, a model's results): get returns what put stored for
+ * the same run, or null. The run's identity is the store's to key (the workbench hashes the spec and sources).
+ */
+export interface DiveMemo {
+  get<T>(name: string): Promise<T | null>;
+  put(name: string, value: unknown): Promise<void>;
+}
+
+/** `moefy run` with method 'dive': the spec's model and data opened through the host. */
 export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<DiveMetrics> {
+  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  return diveRun(gpu, ckpt, data, spec, { onLog: progress });
+}
+
+/** DIVE end to end on an open checkpoint and text; what `memo` holds of this run is reused, not recomputed. */
+export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: RunSpec, control: TaskControl, memo?: DiveMemo): Promise<DiveMetrics> {
+  if (spec.method !== 'dive') throw new SpecError('method', `'${spec.method}'; this runs specs whose method is 'dive'`);
   const N = spec['dive.experts'];
   const ratio = spec['dive.keptRatio'];
   const ks = diveTopKs(spec);
   const temperatures = diveTemperatures(spec);
   const retraining = spec['dive.stage1Steps'] > 0 || spec['dive.stage2Steps'] > 0;
-  const files = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
-  const ckpt = await openCheckpoint(files);
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
   const domains = diveDomains(data, spec);
   const D = domains.length;
   if (N > D) throw new SpecError('dive.experts', `${N} experts need at least ${N} calibration domains to cluster, ${D} given (calibration.domains)`);
+  const mined = spec['dive.clusters'] === 'mined';
+  // progress counts pieces: a domain's statistics, an affinity row, a model's row (retraining included)
+  const total = D + (mined ? D : 0) + 2 + ks.length * (mined ? 3 : 2);
+  let done = 0;
+  const tick = meter(control, 'dive', 'pieces', total);
+  const progress = (m: string) => control.onLog?.(m);
+  const piece = async <T>(name: string, what: string, f: () => Promise<T>): Promise<T> => {
+    throwIfAborted(control.signal, `DIVE at ${what}`);
+    tick(done, what);
+    const kept = memo ? await memo.get<T>(name) : null;
+    const v = kept ?? (await f());
+    if (memo && kept === null) await memo.put(name, v);
+    tick(++done, what);
+    return v;
+  };
   const model = await LlamaModel.load(gpu, ckpt.weights);
   try {
     const c = ckpt.config;
@@ -132,7 +170,11 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
     let t0 = performance.now();
     const stats: ChannelStats[][] = [];
     for (const [i, d] of domains.entries()) {
+      // statistics are Float64Arrays: recomputed on resume, one dense pass each
+      throwIfAborted(control.signal, `DIVE calibration on ${d.name}`);
+      tick(done, `calibration: ${d.name}`);
       stats.push(await channelStats(model, calib[i], spec['dive.calibTokens']));
+      tick(++done, `calibration: ${d.name}`);
       progress(`calibration: ${d.name}, ${stats[i][0].n} tokens through ${c.nLayers} layers`);
     }
     const all = Array.from({ length: c.nLayers }, (_, l) => poolStats(stats.map((s) => s[l])));
@@ -148,9 +190,13 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
     let affinity: DiveMetrics['affinity'] = null;
     const byLabels = labelClusters(D, N);
     let labels = byLabels;
-    if (spec['dive.clusters'] === 'mined') {
-      const P = await affinityMatrix(model, ffns, stats, ratio, evals, (i, row) =>
-        progress(`affinity: pruned with ${domains[i].name} (${i + 1}/${D}): ppl ${row.map((p) => p.toFixed(2)).join(' ')}`));
+    if (mined) {
+      const P = new Float64Array(D * D);
+      for (const [i, d] of domains.entries()) {
+        const row = await piece(`affinity-${i}`, `affinity: pruned with ${d.name} (${i + 1}/${D})`, () => affinityRow(model, ffns, stats[i], ratio, evals));
+        P.set(row, i * D);
+        progress(`affinity: pruned with ${d.name} (${i + 1}/${D}): ppl ${row.map((p) => p.toFixed(2)).join(' ')}`);
+      }
       const cl = clusterDomains(P, D, N);
       labels = cl.labels;
       affinity = { ppl: rows(P, D), normalised: rows(cl.normalised, D), correlation: rows(cl.correlation, D), merges: cl.merges };
@@ -169,7 +215,7 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
         const print = [1, 2].map((stage) => throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000));
         const r = await retrain(fresh, layers, tokens!, evals, {
           topK: k, temperature: temperatures.get(k)!, stage1Steps: spec['dive.stage1Steps'], stage2Steps: spec['dive.stage2Steps'],
-          lora: { rank: spec['dive.loraRank'], alpha: spec['train.lora.alpha'] }, loop: loopOptions(spec),
+          lora: { rank: spec['dive.loraRank'], alpha: spec['train.lora.alpha'] }, loop: { ...loopOptions(spec), signal: control.signal },
           onProgress: (stage, p) => print[stage - 1](p),
         });
         progress(`${name} retrained: ppl ${r.ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(r.ppl).toFixed(3)})`);
@@ -183,26 +229,30 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
     // ---- constructions, each evaluated on every domain, then retrained and evaluated again
     t0 = performance.now();
     const models: DiveModelRow[] = [];
-    const evaluate = async (name: string, construction: DiveConstruction, layers: ConstructedLayer[] | null, experts: number, k: number, kept: number) => {
-      const ppl = await pplPerDomain(model, layers, evals);
-      progress(`${name}: ppl ${ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(ppl).toFixed(3)})`);
-      const retrained = retraining && layers ? await retrainConstruction(name, layers, k) : null;
-      models.push({ name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl), retrained });
+    // layers are built only when the row is not in the memo
+    const evaluate = async (name: string, construction: DiveConstruction, build: (() => ConstructedLayer[]) | null, experts: number, k: number, kept: number) => {
+      models.push(await piece(`model-${models.length}`, name, async (): Promise<DiveModelRow> => {
+        const layers = build?.() ?? null;
+        const ppl = await pplPerDomain(model, layers, evals);
+        progress(`${name}: ppl ${ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(ppl).toFixed(3)})`);
+        const retrained = retraining && layers ? await retrainConstruction(name, layers, k) : null;
+        return { name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl), retrained };
+      }));
     };
     await evaluate('dense', 'dense', null, 1, 1, c.hiddenDim);
-    await evaluate(`FLAP ${(100 * ratio).toFixed(0)}%`, 'flap', ffns.map((f, l) => flapLayer(f, all[l], ratio)), 1, 1, keptCount(c.hiddenDim, ratio));
+    await evaluate(`FLAP ${(100 * ratio).toFixed(0)}%`, 'flap', () => ffns.map((f, l) => flapLayer(f, all[l], ratio)), 1, 1, keptCount(c.hiddenDim, ratio));
     for (const k of ks) {
       const r = ratio / k;
       const kept = keptCount(c.hiddenDim, r);
       // the same fresh routers for every construction of one k/N, so only the experts differ
       const router = (l: number) => freshRouter(N, c.dim, spec['dive.routerNoise'], spec.seed * 7919 + k * 131 + l);
       const variants: [string, DiveConstruction, number[]][] = [[`DIVE ${k}/${N}`, 'dive', labels]];
-      if (spec['dive.clusters'] === 'mined') variants.push([`DIVE w/o affinity mining ${k}/${N}`, 'dive-labels', byLabels]);
+      if (mined) variants.push([`DIVE w/o affinity mining ${k}/${N}`, 'dive-labels', byLabels]);
       for (const [name, kind, lab] of variants) {
-        await evaluate(name, kind, ffns.map((f, l) => clusterLayer(f, stats.map((s) => s[l]), lab, r, k, router(l))), N, k, kept);
+        await evaluate(name, kind, () => ffns.map((f, l) => clusterLayer(f, stats.map((s) => s[l]), lab, r, k, router(l))), N, k, kept);
       }
       const rng = new Rng(spec.seed * 7919 + k);
-      await evaluate(`random split (LLaMA-MoE) ${k}/${N}`, 'random', ffns.map((f, l) => randomLayer(f, all[l], N, r, k, router(l), rng)), N, k, kept);
+      await evaluate(`random split (LLaMA-MoE) ${k}/${N}`, 'random', () => ffns.map((f, l) => randomLayer(f, all[l], N, r, k, router(l), rng)), N, k, kept);
     }
     return {
       stage: retraining
@@ -216,6 +266,7 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
       clusters: { source: spec['dive.clusters'], groups: groups(labels) },
       label_clusters: groups(byLabels),
       models,
+      comparisons: diveComparisons(models),
       seconds: { calibration: calibrationSeconds, affinity: affinitySeconds, construction: (performance.now() - t0) / 1000 - retrainSeconds, retraining: retrainSeconds },
     };
   } finally {

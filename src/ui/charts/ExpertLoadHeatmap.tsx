@@ -1,17 +1,27 @@
-// Expert load per layer: the share of held-out (token, slot) assignments each expert receives, as a
-// layers × experts grid. Cells under 1/(4N), the bar the issue sets for a balanced router, are outlined:
-// an expert that few tokens reach is capacity the MoE carries but hardly uses.
+// Expert load: the share of (token, slot) assignments each expert receives, as a rows × experts grid, a
+// row per layer (LaDiMo's distilled layers) or per domain (DIVE's routing analysis). Cells under 1/(4N),
+// the bar the issue sets for a balanced router, are outlined: an expert that few tokens reach is capacity
+// the MoE carries but hardly uses.
+import type { ReactNode } from 'react';
 import { fmtPct } from './chart-data.ts';
 import { ChartFrame } from './ChartFrame.tsx';
 import { CHAR_W } from './legend.tsx';
 import { INK, sequentialBlue } from './palette.ts';
 
 export interface ExpertLoadHeatmapProps {
-  /** per layer, the share of assignments per expert (length N, summing to 1): LayerDistillResult fits */
-  layers: readonly { layer: number; expertLoad: readonly number[] }[];
+  /** per row, its label ('Layer 3', 'math'), its value in the CSV (the layer; default the label) and the share of assignments per expert (length N, summing to 1) */
+  rows: readonly { label: string; key?: string | number; shares: readonly number[] }[];
+  /** what a row is, for the CSV's first column and the summary: 'layer', 'domain' */
+  rowKind: string;
+  id?: string;
+  title?: string;
+  /** the caption's first sentence: whose assignments */
+  what?: string;
+  stage?: string;
+  controls?: ReactNode;
 }
 
-const LABEL_W = 70;
+type Row = ExpertLoadHeatmapProps['rows'][number];
 const HEAD_H = 24;
 const CELL_H = 34;
 const SCALE_GAP = 28;
@@ -22,34 +32,37 @@ const KEY_ROW = 20;
 /** Steps of the colour bar: drawn as bands, so it needs no gradient id and exports as drawn. */
 const SCALE_STEPS = 48;
 
-export function ExpertLoadHeatmap({ layers }: ExpertLoadHeatmapProps) {
-  const rows = [...layers].sort((a, b) => a.layer - b.layer);
-  const n = Math.max(0, ...rows.map((r) => r.expertLoad.length));
+export function ExpertLoadHeatmap({
+  rows, rowKind, id = 'expert-load', title = 'Expert load per layer', what = 'Share of held-out token assignments per expert', stage = 'Distill', controls,
+}: ExpertLoadHeatmapProps) {
+  const n = Math.max(0, ...rows.map((r) => r.shares.length));
   const floor = n > 0 ? 1 / (4 * n) : 0;
-  const below = rows.flatMap((r) => r.expertLoad.flatMap((s, e) => (s < floor ? [{ layer: r.layer, expert: e, share: s }] : [])));
+  const below = rows.flatMap((r) => r.shares.flatMap((s, e) => (s < floor ? [{ row: r.label, expert: e, share: s }] : [])));
   return (
     <ChartFrame
-      id="expert-load"
-      title="Expert load per layer"
-      caption={`Share of held-out token assignments per expert; outlined cells fall below 1/(4N) = ${n ? fmtPct(floor) : '—'}.`}
-      points={rows.reduce((c, r) => c + r.expertLoad.length, 0)}
-      summary={summary(rows, n, floor, below)}
+      id={id}
+      title={title}
+      caption={`${what}; outlined cells fall below 1/(4N) = ${n ? fmtPct(floor) : '—'}.`}
+      points={rows.reduce((c, r) => c + r.shares.length, 0)}
+      summary={summary(rows, rowKind, n, floor, below)}
       csv={{
-        header: ['layer', 'expert', 'share', 'below_floor'],
-        rows: rows.flatMap((r) => r.expertLoad.map((s, e) => [r.layer, e, s, s < floor])),
+        header: [rowKind, 'expert', 'share', 'below_floor'],
+        rows: rows.flatMap((r) => r.shares.map((s, e) => [r.key ?? r.label, e, s, s < floor])),
       }}
-      stage="Distill"
+      stage={stage}
+      controls={controls}
     >
       {(width) => <Grid rows={rows} n={n} floor={floor} width={width} />}
     </ChartFrame>
   );
 }
 
-function Grid({ rows, n, floor, width }: { rows: ExpertLoadHeatmapProps['layers']; n: number; floor: number; width: number }) {
+function Grid({ rows, n, floor, width }: { rows: readonly Row[]; n: number; floor: number; width: number }) {
+  const LABEL_W = Math.max(70, 16 + Math.max(0, ...rows.map((r) => r.label.length)) * CHAR_W);
   const cellW = Math.max(22, Math.min(84, (width - LABEL_W - SCALE_GAP - SCALE_W - SCALE_LABEL_W) / n));
   const gridW = n * cellW;
   const gridH = rows.length * CELL_H;
-  const vmax = Math.max(2 / n, ...rows.flatMap((r) => r.expertLoad));
+  const vmax = Math.max(2 / n, ...rows.flatMap((r) => r.shares));
   const scaleX = LABEL_W + gridW + SCALE_GAP;
   const scaleH = Math.max(gridH, 150);
   // the key: the floor's outline, then the uniform share, on a second line when the first is full
@@ -68,16 +81,16 @@ function Grid({ rows, n, floor, width }: { rows: ExpertLoadHeatmapProps['layers'
         </text>
       ))}
       {rows.map((r, i) => (
-        <g key={r.layer} transform={`translate(0, ${HEAD_H + i * CELL_H})`}>
+        <g key={r.label} transform={`translate(0, ${HEAD_H + i * CELL_H})`}>
           <text x={LABEL_W - 12} y={CELL_H / 2} dominantBaseline="central" textAnchor="end" fontSize={12} fontWeight={600} fill={INK.text2}>
-            Layer {r.layer}
+            {r.label}
           </text>
-          {r.expertLoad.map((share, e) => {
+          {r.shares.map((share, e) => {
             const t = share / vmax;
             const low = share < floor;
             return (
               <g key={e} className="heat-cell" transform={`translate(${LABEL_W + e * cellW}, 0)`}>
-                <title>{`Layer ${r.layer}, expert ${e}: ${fmtPct(share, 2)} of assignments${low ? ' (below 1/(4N))' : ''}`}</title>
+                <title>{`${r.label}, expert ${e}: ${fmtPct(share, 2)} of assignments${low ? ' (below 1/(4N))' : ''}`}</title>
                 <rect x={1} y={1} width={cellW - 2} height={CELL_H - 2} rx={3} fill={sequentialBlue(t)} />
                 {low && <rect x={2.5} y={2.5} width={cellW - 5} height={CELL_H - 5} rx={2} fill="none" stroke={INK.bad} strokeWidth={1.6} strokeDasharray="3 2" />}
                 <text
@@ -141,10 +154,10 @@ function ColourBar({ x, y, h, vmax, n, floor }: { x: number; y: number; h: numbe
   );
 }
 
-function summary(rows: ExpertLoadHeatmapProps['layers'], n: number, floor: number, below: { layer: number; expert: number; share: number }[]): string {
-  const lows = below.map((b) => `layer ${b.layer} expert ${b.expert} (${fmtPct(b.share)})`);
+function summary(rows: readonly Row[], rowKind: string, n: number, floor: number, below: { row: string; expert: number; share: number }[]): string {
+  const lows = below.map((b) => `${b.row} expert ${b.expert} (${fmtPct(b.share)})`);
   return (
-    `Expert load for ${rows.length} layers × ${n} experts; the floor 1/(4N) is ${fmtPct(floor)}. ` +
+    `Expert load for ${rows.length} ${rowKind}s × ${n} experts; the floor 1/(4N) is ${fmtPct(floor)}. ` +
     (lows.length ? `${lows.length} below it: ${lows.join(', ')}.` : 'Every expert is above it.')
   );
 }

@@ -110,7 +110,7 @@ export function DistillStage() {
               </div>
             </div>
           </section>
-          <ExpertLoadHeatmap layers={distill.map((r) => ({ layer: r.layer, expertLoad: r.expertLoad }))} />
+          <ExpertLoadHeatmap rowKind="layer" rows={[...distill].sort((a, b) => a.layer - b.layer).map((r) => ({ label: `Layer ${r.layer}`, key: r.layer, shares: r.expertLoad }))} />
         </>
       )}
     </>

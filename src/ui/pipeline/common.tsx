@@ -27,6 +27,7 @@ const VERB: Record<TaskStage, string> = {
   sweep: 'Sweeping converted layers',
   export: 'Exporting',
   train: 'Training',
+  dive: 'Running DIVE',
 };
 
 /** What to do after the errors a stage can end with (by error name). */
