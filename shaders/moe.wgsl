@@ -333,6 +333,35 @@ fn router_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
   }
 }
 
+// ------------------------------------------------------------------------ noisy_logits, noisy_backward
+// Noisy top-k gating while training (Shazeer et al. 2017, arXiv 1701.06538 §3.1, as LLaMA-MoE's
+// TopKBalancedNoisyGate): the router logits gain ε ⊙ (softplus(x·Wnᵀ) + eps), ε ~ N(0, 1) drawn on the
+// host, before the softmax temperature τ. z holds x·Wrᵀ/τ already (coef = eps, alpha = 1/τ, len = T·E):
+//   noisy_logits:   z += ε · (softplus(m) + eps) / τ        (m = x·Wnᵀ; in place)
+//   noisy_backward: dm = dz · ε · sigmoid(m) / τ            (the derivative of softplus is sigmoid)
+// softplus(v) = max(v, 0) + log(1 + exp(−|v|)) cannot overflow. One thread per element.
+@group(0) @binding(1) var<storage, read> ngM: array<f32>;              // m [T, E]
+@group(0) @binding(2) var<storage, read> ngNormals: array<f32>;        // ε [T, E]
+@group(0) @binding(3) var<storage, read_write> ngOut: array<f32>;      // z (noisy_logits) or dm (noisy_backward) [T, E]
+@group(0) @binding(4) var<storage, read> ngDz: array<f32>;             // dz [T, E] (noisy_backward)
+
+@compute @workgroup_size(64)
+fn noisy_logits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) l: u32) {
+  let i = flatWorkgroup(wg, nwg) * 64u + l;
+  if (i >= p.len) { return; }
+  let v = ngM[i];
+  ngOut[i] += ngNormals[i] * (max(v, 0.0) + log(1.0 + exp(-abs(v))) + p.coef) * p.alpha;
+}
+
+@compute @workgroup_size(64)
+fn noisy_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) l: u32) {
+  let i = flatWorkgroup(wg, nwg) * 64u + l;
+  if (i >= p.len) { return; }
+  ngOut[i] = ngDz[i] * ngNormals[i] * p.alpha / (1.0 + exp(-ngM[i]));
+}
+
 // ---------------------------------------------------------------------------------- aux_loss, aux_grad
 // Switch Transformer load-balancing loss (Fedus et al. 2021, arXiv 2101.03961, eq. 4–6), N = E experts:
 //   L_aux = N · Σ_i f_i · P_i,   f_i = (assignments routed to i) / (all assignments)  (no gradient),

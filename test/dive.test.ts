@@ -4,7 +4,9 @@
 // and a reduced run on stories260K with three domains, the same twice for one seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTask } from '../src/cli/host.ts';
 import { parseSpec } from '../src/state/spec.ts';
@@ -108,12 +110,13 @@ function spec() {
   return { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus` };
 }
 
-const run = () => {
-  const s = spec();
-  return runTask('dive', s, () => {}, [s.model, s.tokenizer, s.data]);
+/** The reduced run; with `dir`, its pieces kept in checkpoint.dir (read back where already there). */
+const run = (dir = '') => {
+  const s = { ...spec(), 'checkpoint.dir': dir };
+  return runTask('dive', s, () => {}, [s.model, s.tokenizer, s.data, ...(dir ? [dir] : [])]);
 };
 
-test('DIVE reduced run on stories260K: affinity matrix, clusters, every construction retrained in two stages; the same twice', { skip }, async () => {
+test('DIVE reduced run on stories260K: affinity matrix, clusters, every construction retrained in two stages; the same again, and resumed from checkpoint.dir', { skip }, async () => {
   const m: DiveMetrics = await run();
   const D = 3;
   assert.deepEqual(m.domains, ['brown-fiction', 'code', 'math']);
@@ -141,7 +144,8 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
   const [dense, flap] = m.models;
   assert.ok(flap.ppl_geomean > dense.ppl_geomean, `pruning half of every FFN costs perplexity: ${flap.ppl_geomean} vs dense ${dense.ppl_geomean}`);
 
-  // retraining: stage 1 moved exactly the 5 routers, stage 2 exactly the expert adapters and the norms;
+  // retraining: stage 1 moved exactly the 5 noisy gates (router and noise weights), stage 2 exactly the
+  // expert adapters and the norms;
   // a change to any other weight (the experts' biases included) would have thrown
   assert.equal(dense.retrained, null);
   const L = 5;
@@ -170,9 +174,10 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
       continue;
     }
     assert.equal(t.stage1!.steps, 4);
-    assert.equal(t.stage1!.tensors_trainable, L);
-    assert.equal(t.stage1!.tensors_changed, L, `${r.name}: stage 1 moved the ${L} routers and nothing else`);
-    assert.ok(t.stage1!.tensors_compared > L + L * 4, 'stage 1 compared every weight, the biases included');
+    assert.deepEqual(t.stage1!.trainable, ['*.mlp.gate.weight', '*.mlp.gate.weight_noise.weight']);
+    assert.equal(t.stage1!.tensors_trainable, 2 * L);
+    assert.equal(t.stage1!.tensors_changed, 2 * L, `${r.name}: stage 1 moved the ${L} routers and their noise weights, nothing else`);
+    assert.ok(t.stage1!.tensors_compared > 2 * L + L * 4, 'stage 1 compared every weight, the biases included');
   }
   // the report: each DIVE k/N against FLAP, the random split and the ablation of its k, after retraining
   assert.deepEqual(m.comparisons.map((c) => `${c.dive} | ${c.baseline}`), [
@@ -185,12 +190,25 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
     assert.equal(c.relative, d.ppl_geomean / b.ppl_geomean - 1);
     assert.equal(c.domains_better, d.ppl.filter((p, i) => p < b.ppl[i]).length);
   }
-  const again = await run();
   const stable = (x: DiveMetrics) => ({
     ...x, seconds: null,
     models: x.models.map((r) => ({ ...r, retrained: r.retrained && { ...r.retrained, stage1: r.retrained.stage1 && { ...r.retrained.stage1, seconds: 0 }, stage2: { ...r.retrained.stage2, seconds: 0 } } })),
   });
-  assert.deepEqual(stable(again), stable(m));
+  // the same seed again, its pieces saved as it goes; then a "crashed" run (its last two models lost)
+  // resumed from the folder: the same numbers, the missing pieces recomputed and nothing else
+  const dir = mkdtempSync(join(tmpdir(), 'moefy-dive-'));
+  try {
+    assert.deepEqual(stable(await run(dir)), stable(m));
+    const pieces = readdirSync(dir).filter((f) => f.startsWith('dive-')).sort();
+    assert.deepEqual(pieces, [...[0, 1, 2].map((i) => `dive-affinity-${i}.json`), ...m.models.map((_, i) => `dive-model-${i}.json`)].sort());
+    for (const i of [6, 7]) unlinkSync(join(dir, `dive-model-${i}.json`));
+    const t0 = performance.now();
+    const resumed = await run(dir);
+    assert.deepEqual(stable(resumed), stable(m));
+    assert.ok(resumed.seconds.retraining < m.seconds.retraining / 2, `only 2 of 7 retrainings ran again: ${resumed.seconds.retraining.toFixed(1)} s vs ${m.seconds.retraining.toFixed(1)} s (${((performance.now() - t0) / 1000).toFixed(1)} s in all)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** A model row with perplexities `ppl` as constructed and `after` retrained (null: not retrained). */

@@ -241,7 +241,7 @@ async function trainCommand(spec: RunSpec, file: string, json: boolean, log: (m:
 }
 
 async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
-  const m = await runTask('dive', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+  const m = await runTask('dive', spec, log, [spec.model, spec.data, ...[spec.tokenizer, spec['checkpoint.dir']].filter(Boolean)]);
   if (json) {
     console.log(JSON.stringify({ spec, metrics: m }, null, 2));
     return 0;

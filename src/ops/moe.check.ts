@@ -11,11 +11,11 @@ import { OpArgumentError } from '../gpu/errors.ts';
 import { dot, fdError } from './gradcheck.ts';
 import { blockLabel, makeBlock, sameBits, sortedMaxWeights, uploadBlock, type BlockShape } from './moe.fixtures.ts';
 import {
-  NONE, moeAuxLoss, moeCombineBackward, moeForward, moePermute, moeRoute, moeRouterBackward,
+  NONE, moeAuxLoss, moeCombineBackward, moeForward, moeNoisyLogits, moeNoisyLogitsBackward, moePermute, moeRoute, moeRouterBackward,
   type MoeForwardResult, type MoeWeights, type RoutingOptions,
 } from './moe.ts';
 import {
-  auxLossRef, combineBackwardRef, combineRef, mixRef, moeDenseRef, permuteRef, routeRef, routerBackwardRef,
+  auxLossRef, combineBackwardRef, combineRef, mixRef, moeDenseRef, noisyLogitsBackwardRef, noisyLogitsRef, permuteRef, routeRef, routerBackwardRef,
   routerLogitsRef, routingMaskRef, softmaxRef, type MoeDims,
 } from './moe.ref.ts';
 
@@ -243,6 +243,38 @@ const routerBackward: CheckCase[] = routerShapes.map((s) => ({
   },
 }));
 
+// The noisy gate's noise and its gradient, elementwise over ragged [T, E]; m spans both tails of softplus
+// (|m| up to 30) so the overflow-free form is exercised. The reference gradient is checked by finite
+// differences of Σ G ⊙ z(m).
+const noisyShapes = [{ T: 37, E: 6, tau: 1 }, { T: 130, E: 8, tau: 0.05 }, { T: 3, E: 5, tau: 0.5 }];
+
+const noisyGate: CheckCase[] = noisyShapes.map(({ T, E, tau }) => ({
+  family: 'moe',
+  name: `noisy gate: z += ε(softplus(m) + eps)/τ and dm T${T} E${E} τ ${tau} (finite differences)`,
+  tol: TOL.grad,
+  async run(gpu, rng) {
+    const n = T * E;
+    const g = { epsilon: 0.01, invTau: 1 / tau };
+    const z0 = rng.normals(n, 2);
+    const m = Float32Array.from(rng.normals(n, 3), (v, i) => (i % 7 === 0 ? 10 * v : v));
+    const normals = rng.normals(n);
+    const G = rng.normals(n);
+    const wantZ = noisyLogitsRef(z0, m, normals, g.epsilon, g.invTau);
+    const wantDm = noisyLogitsBackwardRef(G, m, normals, g.invTau);
+    const fd = fdError((v) => dot(G, noisyLogitsRef(z0, v, normals, g.epsilon, g.invTau)), m, wantDm, rng);
+    const zT = gpu.upload(z0, [T, E], 'z');
+    const mT = gpu.upload(m, [T, E], 'm');
+    const nT = gpu.upload(normals, [T, E], 'normals');
+    const dz = gpu.upload(G, [T, E], 'dz');
+    moeNoisyLogits(zT, mT, nT, g);
+    const dm = moeNoisyLogitsBackward(dz, mT, nT, g, poisoned(gpu, [T, E]));
+    const r = await compare({ z: [zT, wantZ], dm: [dm, wantDm] }, [zT, mT, nT, dz, dm]);
+    r.outputs.fd_dm = fd;
+    r.err = Math.max(r.err, fd);
+    return r;
+  },
+}));
+
 const auxShapes: { T: number; E: number; opts: (p: Float64Array) => RoutingOptions; name: string }[] = [
   { T: 130, E: 8, opts: () => ({ topK: 2 }), name: 'top-2' },
   { T: 37, E: 6, opts: (p) => ({ dynamic: terciles(p, 37, 6) }), name: 'dynamic k' },
@@ -324,5 +356,5 @@ const argumentErrors: CheckCase[] = badInputs.map((c) => ({
 }));
 
 export const moeChecks: CheckCase[] = [
-  ...forward, permutation, ties, combineBackward, ...routerBackward, ...auxLoss, ...argumentErrors,
+  ...forward, permutation, ties, combineBackward, ...routerBackward, ...noisyGate, ...auxLoss, ...argumentErrors,
 ];

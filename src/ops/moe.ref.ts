@@ -276,3 +276,16 @@ export function auxLossRef(
   for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) dp[t * E + e] = (E * f[e]) / T;
   return { loss: E * loss, f, dLogits: softmaxBackwardRef(probs, dp, T, E) };
 }
+
+/** softplus(v) = log(1 + e^v), in float64 without overflow. */
+const softplus = (v: number) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
+
+/** Noisy gating: z + ε ⊙ (softplus(m) + epsilon) · invTau, elementwise over [T, E]. */
+export function noisyLogitsRef(z: ArrayLike<number>, m: ArrayLike<number>, normals: ArrayLike<number>, epsilon: number, invTau: number): Float64Array {
+  return Float64Array.from(z, (v, i) => v + normals[i] * (softplus(m[i]) + epsilon) * invTau);
+}
+
+/** dm = dz ⊙ ε ⊙ sigmoid(m) · invTau. */
+export function noisyLogitsBackwardRef(dz: ArrayLike<number>, m: ArrayLike<number>, normals: ArrayLike<number>, invTau: number): Float64Array {
+  return Float64Array.from(dz, (d, i) => (d * normals[i] * invTau) / (1 + Math.exp(-m[i])));
+}

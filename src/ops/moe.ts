@@ -4,7 +4,8 @@
 //   → weighted combine back to token order.
 // No CPU round trip: counts, offsets and the GEMM tile schedule stay on the GPU (the grouped GEMMs run a
 // worst-case grid whose surplus workgroups exit early). Kernels: shaders/moe.wgsl, shaders/moe_gemm.wgsl.
-// Also the backward ops of a layer-wise distillation step: combine, router (top-k + softmax), L_aux.
+// Also the backward ops of a layer-wise distillation step: combine, router (top-k + softmax), L_aux; and
+// the noisy gate of training (its logits' noise and that noise's gradient).
 import shader from '../../shaders/moe.wgsl';
 import gemmShader from '../../shaders/moe_gemm.wgsl';
 import { paramStruct } from '../gpu/params.ts';
@@ -366,6 +367,58 @@ export function moeRouterBackward(
     workgroups: grid(Math.ceil(T / 64)),
   });
   return dLogits;
+}
+
+/** The noisy gate's setting while training: the noise floor `epsilon` and the softmax temperature's 1/τ. */
+export interface NoisyGate {
+  epsilon: number;
+  invTau: number;
+}
+
+/**
+ * Noisy top-k gating (arXiv 1701.06538 §3.1; LLaMA-MoE): z += ε ⊙ (softplus(m) + epsilon) / τ in place.
+ * z: router logits already divided by τ [T, E]; m = x·Wnᵀ [T, E]; normals ε ~ N(0, 1) [T, E].
+ */
+export function moeNoisyLogits(z: Tensor, m: Tensor, normals: Tensor, g: NoisyGate): void {
+  const op = 'moeNoisyLogits';
+  const [T, E] = noisyShapes(op, m, normals, g);
+  expectTensor(op, 'z', z, [T, E]);
+  z.gpu.dispatch({
+    op,
+    shapes: { z: z.shape, m: m.shape },
+    shader,
+    entry: 'noisy_logits',
+    params: pack({ len: T * E, coef: g.epsilon, alpha: g.invTau }),
+    bindings: [m, normals, z],
+    workgroups: grid(Math.ceil((T * E) / 64)),
+  });
+}
+
+/** Gradient of moeNoisyLogits with respect to m: dm = dz ⊙ ε ⊙ sigmoid(m) / τ. */
+export function moeNoisyLogitsBackward(dz: Tensor, m: Tensor, normals: Tensor, g: NoisyGate, out?: Tensor): Tensor {
+  const op = 'moeNoisyLogitsBackward';
+  const [T, E] = noisyShapes(op, m, normals, g);
+  expectTensor(op, 'dz', dz, [T, E]);
+  const dm = outTensor(op, m, out, [T, E]);
+  m.gpu.dispatch({
+    op,
+    shapes: { dz: dz.shape, m: m.shape },
+    shader,
+    entry: 'noisy_backward',
+    params: pack({ len: T * E, alpha: g.invTau }),
+    bindings: [m, normals, dm, dz],
+    workgroups: grid(Math.ceil((T * E) / 64)),
+  });
+  return dm;
+}
+
+function noisyShapes(op: string, m: Tensor, normals: Tensor, g: NoisyGate): [number, number] {
+  expectTensor(op, 'm', m, [null, null]);
+  expectTensor(op, 'normals', normals, m.shape);
+  expectFinite(op, 'epsilon', g.epsilon);
+  expectFinite(op, 'invTau', g.invTau);
+  if (g.epsilon < 0 || g.invTau <= 0) fail(op, `epsilon must be ≥ 0 and invTau > 0, got ${g.epsilon} and ${g.invTau}`);
+  return [m.shape[0], m.shape[1]];
 }
 
 /**

@@ -95,7 +95,7 @@ export const FIELDS = [
   { key: 'eval.maxWindows', label: 'Windows at most', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
   { key: 'eval.throughputTokens', label: 'Prefill tokens for tokens/s', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },
   { key: 'eval.decodeTokens', label: 'Decode tokens for tokens/s', type: 'number', default: 64, min: 0, int: true, doc: 'decode steps for tokens/s' },
-  { key: 'checkpoint.dir', label: 'Checkpoint folder', type: 'string', default: '', doc: 'save captured activations and distilled layers here so an interrupted run resumes (empty: no checkpoints)' },
+  { key: 'checkpoint.dir', label: 'Checkpoint folder', type: 'string', default: '', doc: 'save checkpoints here so an interrupted run resumes (LaDiMo: captured activations and distilled layers; method \'dive\': each finished affinity row and model; empty: no checkpoints)' },
   { key: 'export.dir', label: 'Export folder', type: 'string', default: '', doc: 'write the MoE model here as a Hugging Face Qwen2-MoE folder with a moefy.json sidecar (empty: no export)' },
   { key: 'seed', label: 'Seed', type: 'number', default: 0, min: 0, int: true, doc: 'seeds every random choice of the run' },
 ] as const satisfies readonly Field[];

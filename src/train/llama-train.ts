@@ -84,6 +84,9 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
     if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) throw new Error(`trainModel: MoE layer ${l} is not in 0..${c.nLayers - 1}`);
     const E = m.weights.router.shape[0];
     checkMoeRouting(`model.layers.${l}.mlp`, E, m.routing);
+    if (!!m.routing.noise !== !!m.weights.noise) {
+      throw new Error(`model.layers.${l}.mlp: a noisy gate needs both routing.noise and the noise weights Wn (${m.routing.noise ? 'no Wn given' : 'Wn given without routing.noise'})`);
+    }
     const b = m.weights.bias;
     if (b && (b.shape.length !== 2 || b.shape[0] !== E || b.shape[1] !== c.dim)) {
       throw new Error(`model.layers.${l}.mlp: the experts' bias must be [${E}, ${c.dim}], got [${b.shape}]`);
@@ -151,6 +154,8 @@ export interface Sequence {
   ids: Tensor;
   targets: Tensor;
   teacherLogits?: Tensor;
+  /** the sequence's index in the training stream: seeds a noisy-gated router's noise (absent: no noise, as served) */
+  key?: number;
 }
 
 export interface SequenceLossOptions {
@@ -171,6 +176,8 @@ export interface SequenceLossOptions {
 /** What a decoder layer's MoE block does with its balance loss: its scale, and where L_aux goes. */
 export interface AuxOptions {
   scale: number;
+  /** the sequence's key (Sequence.key), for a noisy-gated layer's noise */
+  key?: number;
   /** [nLayers]: L_aux of layer l at element l */
   out?: Tensor;
 }
@@ -205,7 +212,7 @@ export function sequenceLoss(m: TrainModel, s: Sequence, o: SequenceLossOptions)
 function forward(t: Tape, m: TrainModel, s: Sequence, o: SequenceLossOptions): void {
   const c = m.config;
   const P = (name: string) => t.param(m.params.get(name));
-  const h = trunk(t, m, s.ids, { scale: o.auxScale ?? 1, out: o.out.aux });
+  const h = trunk(t, m, s.ids, { scale: o.auxScale ?? 1, out: o.out.aux, key: s.key });
 
   // loss = CE(lm_head(h), targets) (+ KL(teacher ‖ student)); lm_head is embed_tokens when tied
   const head = P(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
@@ -263,9 +270,10 @@ export function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var, aux: Aux
     const w = t.param(m.params.get(name));
     return a ? loraMerge(t, w, { A: t.param(a.A), B: t.param(a.B), scale: a.scale }) : w;
   };
-  const experts = { router: W(n.router), gate: W(n.gate_proj), up: W(n.up_proj), down: W(n.down_proj), bias: m.moeBias.get(l) };
+  const noise = m.params.has(n.routerNoise) ? W(n.routerNoise) : undefined;
+  const experts = { router: W(n.router), gate: W(n.gate_proj), up: W(n.up_proj), down: W(n.down_proj), bias: m.moeBias.get(l), noise };
   const auxOut = aux.out && { loss: aux.out, offset: l };
-  let y = moe(t, h2, experts, { ...routing, auxScale: aux.scale, auxOut });
+  let y = moe(t, h2, experts, { ...routing, auxScale: aux.scale, auxOut, noiseKey: aux.key });
   if (m.params.has(`${n.shared.down_proj}.weight`)) {
     const sl = (v: Var, module: string) => lin(v, module.slice(p.length));
     y = add(t, y, sl(swiglu(t, sl(h2, n.shared.gate_proj), sl(h2, n.shared.up_proj)), n.shared.down_proj));

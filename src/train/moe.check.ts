@@ -24,7 +24,7 @@ import { base, randomModel } from '../model/llama.check.ts';
 import { crossEntropyRef } from '../ops/softmax.ref.ts';
 import { dot, fdError } from '../ops/gradcheck.ts';
 import { splitFfnRef } from '../ops/moe-train.ref.ts';
-import { moe, type MoeRouting } from './moe.ts';
+import { gateNormals, moe, type MoeRouting } from './moe.ts';
 import type { LoraOptions } from './lora.ts';
 import { moeBlockRef, moeModelForwardRef, selectionRef, type MoeBlockRef } from './moe.ref.ts';
 import { moeParamNames, type MoeLayerWeights } from './params.ts';
@@ -45,7 +45,7 @@ const DRAWS = 500;
 function routingLabel(r: MoeRouting, E: number): string {
   const k = r.topK === E ? `all ${E} experts` : `top-${r.topK} of ${E}`;
   const tau = r.temperature !== undefined ? `, softmax temperature ${r.temperature}` : '';
-  return `${k}${r.normTopK ? ' renorm' : ''}${tau}${r.auxCoef ? `, L_aux α ${r.auxCoef}` : ''}`;
+  return `${k}${r.normTopK ? ' renorm' : ''}${tau}${r.auxCoef ? `, L_aux α ${r.auxCoef}` : ''}${r.noise ? `, noisy gate ε ${r.noise.epsilon}` : ''}`;
 }
 
 // ------------------------------------------------------------------------------------------------ block
@@ -68,11 +68,16 @@ const blockCases: BlockCase[] = [
   { T: 13, H: 20, E: 4, I: 10, routing: { topK: 4, temperature: 0.5 } },
   { T: 70, H: 33, E: 8, I: 17, routing: { topK: 1, auxCoef: 0.3 } },
   { T: 11, H: 16, E: 4, I: 12, routing: { topK: 2, normTopK: true }, bias: true },
+  { T: 13, H: 20, E: 4, I: 10, routing: { topK: 2, normTopK: true, noise: { epsilon: 0.01, seed: 5 } } },
+  { T: 9, H: 16, E: 4, I: 12, routing: { topK: 4, temperature: 0.5, noise: { epsilon: 0.3, seed: 6 } } },
 ];
+
+/** The sequence key of the block checks' noisy gates. */
+const KEY = 17;
 
 const blockChecks: CheckCase[] = blockCases.map((k) => ({
   family: FAMILY,
-  name: `block: y, L_aux and ∂(g·y + s·α·L_aux)/∂{x, Wr, Wg, Wu, Wd} vs float64 differences, T${k.T} H${k.H} I${k.I} ${routingLabel(k.routing, k.E)}${k.bias ? ', expert biases' : ''}`,
+  name: `block: y, L_aux and ∂(g·y + s·α·L_aux)/∂{x, Wr, Wn, Wg, Wu, Wd} vs float64 differences, T${k.T} H${k.H} I${k.I} ${routingLabel(k.routing, k.E)}${k.bias ? ', expert biases' : ''}`,
   tol: TOL.grad,
   async run(gpu, rng) {
     const { T, H, E, I, routing } = k;
@@ -84,6 +89,7 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
       Wu: rng.normals(E * I * H, 1 / Math.sqrt(H)),
       Wd: rng.normals(E * H * I, 1 / Math.sqrt(I)),
       bias: k.bias ? rng.normals(E * H) : undefined,
+      noise: routing.noise && { Wn: rng.normals(E * H, 1 / Math.sqrt(H)), normals: gateNormals(routing.noise.seed, KEY, T, E) },
     };
     for (let i = 0; moeBlockRef(x, W, T, H, routing).margin < BLOCK_MARGIN; i++) {
       if (i === DRAWS) throw new Error(`no router in ${DRAWS} draws keeps a selection margin of ${BLOCK_MARGIN}`);
@@ -106,14 +112,16 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
       gate: new Param('gate_proj', gpu.upload(Float32Array.from(W.Wg), [E, I, H], 'gate_proj'), true),
       up: new Param('up_proj', gpu.upload(Float32Array.from(W.Wu), [E, I, H], 'up_proj'), true),
       down: new Param('down_proj', gpu.upload(Float32Array.from(W.Wd), [E, H, I], 'down_proj'), true),
+      ...(W.noise && { noise: new Param('noise', gpu.upload(Float32Array.from(W.noise.Wn), [E, H], 'weight_noise'), true) }),
     };
     const auxOut = gpu.tensor([1], 'f32', 'L_aux');
     const seed = gpu.upload(g, [T, H], 'g');
     const yCopy = gpu.tensor([T, H], 'f32', 'y');
     const bias = W.bias && gpu.upload(Float32Array.from(W.bias), [E, H], 'bias');
     try {
-      const y = moe(t, xv, { router: t.param(P.router), gate: t.param(P.gate), up: t.param(P.up), down: t.param(P.down), bias }, {
-        ...routing, auxScale: s, auxOut: { loss: auxOut, offset: 0 },
+      const noise = P.noise && t.param(P.noise);
+      const y = moe(t, xv, { router: t.param(P.router), gate: t.param(P.gate), up: t.param(P.up), down: t.param(P.down), bias, noise }, {
+        ...routing, auxScale: s, auxOut: { loss: auxOut, offset: 0 }, noiseKey: KEY,
       });
       gpu.copy(y.value, yCopy);
       t.backward(y, seed);
@@ -126,6 +134,7 @@ const blockChecks: CheckCase[] = blockCases.map((k) => ({
         dWu: fdError((v) => objective({ Wu: v }), W.Wu, await read(P.up.grad), rng),
         dWd: fdError((v) => objective({ Wd: v }), W.Wd, await read(P.down.grad), rng),
       };
+      if (W.noise) outputs.dWn = fdError((v) => objective({ noise: { ...W.noise!, Wn: v } }), W.noise.Wn, await read(P.noise!.grad), rng);
       if (routing.auxCoef) outputs.L_aux = relL2(await read(auxOut), [ref.aux]);
       outputs['selection flips'] = flips;
       return { err: Math.max(...Object.values(outputs).map((e) => (Number.isNaN(e) ? Infinity : e))), outputs };

@@ -4,7 +4,7 @@
 // involved, and the load-balancing loss L_aux = E·Σ_i f_i·P_i (Switch Transformer eq. 4–6).
 import type { ModelConfig } from '../model/config.ts';
 import { llamaForwardRef } from '../model/llama.ref.ts';
-import { auxLossRef, expertOutputsRef, mixRef, routeRef, routerLogitsRef, routingMaskRef, type RoutingRef } from '../ops/moe.ref.ts';
+import { auxLossRef, expertOutputsRef, mixRef, noisyLogitsRef, routeRef, routerLogitsRef, routingMaskRef, type RoutingRef } from '../ops/moe.ref.ts';
 import { denseFfnRef } from '../ops/moe-train.ref.ts';
 import { moeExpertBiasRef } from '../ops/moe-bias.ref.ts';
 import type { MoeRouting } from './moe.ts';
@@ -17,6 +17,8 @@ export interface MoeBlockRef {
   Wd: ArrayLike<number>;
   bias?: ArrayLike<number>;
   shared?: { Sg: ArrayLike<number>; Su: ArrayLike<number>; Sd: ArrayLike<number> };
+  /** the noisy gate: Wn [E, H] and the sequence's draw ε [T, E] (used when the routing has noise) */
+  noise?: { Wn: ArrayLike<number>; normals: ArrayLike<number> };
 }
 
 export interface MoeBlockOutRef {
@@ -28,12 +30,14 @@ export interface MoeBlockOutRef {
   margin: number;
 }
 
-/** y = Σ_{e ∈ top-k(softmax(x·Wrᵀ/τ))} w_e·(expert_e(x) + b_e) (+ shared(x)). x: [T, H]. */
+/** y = Σ_{e ∈ top-k(softmax(z))} w_e·(expert_e(x) + b_e) (+ shared(x)), z = (x·Wrᵀ (+ ε ⊙ (softplus(x·Wnᵀ) + eps)))/τ. x: [T, H]. */
 export function moeBlockRef(x: ArrayLike<number>, w: MoeBlockRef, T: number, H: number, r: MoeRouting): MoeBlockOutRef {
   const E = w.Wr.length / H;
   const I = w.Wg.length / (E * H);
   const d = { T, H, I, E };
-  const z = routerLogitsRef(x, w.Wr, d).map((v) => v / (r.temperature ?? 1));
+  const invTau = 1 / (r.temperature ?? 1);
+  const gate = routerLogitsRef(x, w.Wr, d).map((v) => v * invTau);
+  const z = r.noise && w.noise ? noisyLogitsRef(gate, routerLogitsRef(x, w.noise.Wn, d), w.noise.normals, r.noise.epsilon, invTau) : gate;
   const routing = routeRef(z, T, E, { topK: r.topK, normTopK: r.normTopK });
   const mixed = mixRef(routingMaskRef(routing.topIds, routing.topW, T, E, routing.kMax), expertOutputsRef(x, w.Wg, w.Wu, w.Wd, d), T, E, H);
   const y = w.bias ? moeExpertBiasRef(mixed, w.bias, routing.topIds, routing.topW, T, H, routing.kMax) : mixed;

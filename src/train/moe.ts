@@ -1,7 +1,10 @@
 // The Mixture-of-Experts FFN block as a training op on the autograd tape (tape.ts), routed as HF
 // modeling_qwen2_moe.py's Qwen2MoeSparseMoeBlock and the inference block (src/moe/block.ts):
 //
-//   z = x·Wrᵀ / τ                                  router logits (mlp.gate), τ the softmax temperature
+//   z = (x·Wrᵀ + ε ⊙ (softplus(x·Wnᵀ) + eps)) / τ   router logits (mlp.gate), τ the softmax temperature;
+//                                                  the noise term only in a noisy-gated layer's training
+//                                                  sequences (Shazeer et al. 2017 §3.1; LLaMA-MoE, DIVE's
+//                                                  fresh routers): ε ~ N(0, 1) drawn from (seed, sequence key)
 //   p = softmax(z)                                 over the E experts
 //   S = top-k(p),  w_e = p_e (/ Σ_{S} p when normTopK)   k = E: every expert active (DIVE stage 1:
 //                                                  "all experts activated … softmax with a temperature t")
@@ -10,7 +13,7 @@
 //
 // Backward (src/ops/moe.ts, moe-train.ts kernels): through the combine to w and to each slot's expert
 // output; w → z through the renormalisation and the softmax (the top-k selection itself is piecewise
-// constant and gets no gradient, as usual), z → Wr and x; the experts → Wg, Wu, Wd and x (the gate‖up
+// constant and gets no gradient, as usual), z → Wr and x (and through the noise's scale to Wn and x); the experts → Wg, Wu, Wd and x (the gate‖up
 // input gradient gathered back through the permutation).
 // Load balancing, per layer (LLaMA-MoE v2 trains with a layer-wise balance loss): the Switch Transformer's
 // L_aux = E·Σ_i f_i·P_i (arXiv 2101.03961 eq. 4–6; f_i the share of assignments routed to expert i, held
@@ -25,7 +28,9 @@ import type { Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../data/rng.ts';
 import { add } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
-import { MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward } from '../ops/moe.ts';
+import {
+  MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moeNoisyLogits, moeNoisyLogitsBackward, moePermute, moeRoute, moeRouterBackward, type NoisyGate,
+} from '../ops/moe.ts';
 import { moeExpertBias, moeExpertBiasBackward } from '../ops/moe-bias.ts';
 import { moeExpertsDgu, moeExpertsDownGrad, moeExpertsGateUpGrad, moeExpertsInputGrad, moeExpertsTrain } from '../ops/moe-train.ts';
 import type { LoraAdapter, LoraOptions } from './lora.ts';
@@ -42,6 +47,12 @@ export interface MoeRouting {
   temperature?: number;
   /** α of the layer's load-balancing term α·L_aux; absent or 0: none */
   auxCoef?: number;
+  /**
+   * Noisy top-k gating while training: the noise floor `epsilon` (LLaMA-MoE's noise_epsilon) and a seed; the
+   * layer's weights then include the noise weights Wn (mlp.gate.weight_noise.weight). Sequences without a
+   * key (evaluation) route without noise.
+   */
+  noise?: { epsilon: number; seed: number };
 }
 
 /** The routed experts' weights as tape inputs (stacked per expert, HF out×in layout within each). */
@@ -56,6 +67,8 @@ export interface MoeExperts {
   down: Var;
   /** each expert's down_proj bias b_e: [E, H], a constant (FLAP's compensation stays fixed while DIVE retrains) */
   bias?: Tensor;
+  /** the noisy gate's Wn, mlp.gate.weight_noise.weight: [E, H] (routing.noise) */
+  noise?: Var;
 }
 
 export interface MoeOpOptions extends MoeRouting {
@@ -63,6 +76,8 @@ export interface MoeOpOptions extends MoeRouting {
   auxScale?: number;
   /** where L_aux of this call goes (element `offset` of `loss`), when auxCoef is set */
   auxOut?: { loss: Tensor; offset: number };
+  /** the training sequence's key (its index in the stream): with `noise`, ε is drawn from (noise.seed, key) */
+  noiseKey?: number;
 }
 
 /**
@@ -79,6 +94,7 @@ export function checkMoeRouting(where: string, E: number, r: MoeRouting): void {
   if (!Number.isFinite(tau) || tau <= 0) bad(`temperature must be a finite number > 0, got ${r.temperature}`);
   const a = r.auxCoef ?? 0;
   if (!Number.isFinite(a) || a < 0) bad(`auxCoef must be a finite number ≥ 0, got ${r.auxCoef}`);
+  if (r.noise && !(Number.isFinite(r.noise.epsilon) && r.noise.epsilon >= 0)) bad(`noise.epsilon must be a finite number ≥ 0, got ${r.noise.epsilon}`);
 }
 
 /** The routed MoE block: x [T, H] → y [T, H] (the shared expert, if any, is the caller's to add). */
@@ -88,10 +104,12 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
   const invTau = 1 / (o.temperature ?? 1);
   const alpha = (o.auxCoef ?? 0) * (o.auxScale ?? 1);
   const experts = { gate_proj: w.gate.value, up_proj: w.up.value, down_proj: w.down.value };
-  const y = t.output([T, H], 'moe', x, w.router, w.gate, w.up, w.down);
+  const y = t.output([T, H], 'moe', x, w.router, w.gate, w.up, w.down, ...(w.noise ? [w.noise] : []));
 
-  // z = x·Wrᵀ/τ → p, top-k, w → slots grouped by expert → experts → y = Σ w·expert(x)
+  // z = x·Wrᵀ/τ (+ the gate's noise) → p, top-k, w → slots grouped by expert → experts → y = Σ w·expert(x)
   const z = matmul(x.value, w.router.value, { transB: true, alpha: invTau });
+  const noisy = noisyGate(t, x, w, o, E);
+  if (noisy) moeNoisyLogits(z, noisy.m, noisy.normals, noisy.gate);
   const r = moeRoute(z, { topK: o.topK, normTopK: o.normTopK });
   z.release();
   const perm = moePermute(r.topIds, E);
@@ -110,7 +128,7 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
     const { dTopW, dys } = moeCombineBackward(y.grad!, ex.ys, r.topW, perm);
     if (w.bias) moeExpertBiasBackward(y.grad!, w.bias, r.topIds, dTopW);
     // w → z (+ α·∂L_aux/∂z) → z = x·Wrᵀ/τ: dWr = dzᵀ·x/τ, dx = dz·Wr/τ
-    if (x.requiresGrad || w.router.requiresGrad) {
+    if (x.requiresGrad || w.router.requiresGrad || w.noise?.requiresGrad) {
       const dz = moeRouterBackward(dTopW, r.probs, r.topIds, { normTopK: o.normTopK });
       if (alpha) {
         const aux = moeAuxLoss(r.probs, r.topIds, { dLogits: dz, coef: alpha });
@@ -119,6 +137,13 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
       }
       t.grads([w.router], ([d], acc) => matmul(dz, x.value, { transA: true, alpha: invTau, out: d, accumulate: acc }), true);
       t.grads([x], ([d], acc) => matmul(dz, w.router.value, { alpha: invTau, out: d, accumulate: acc }), true);
+      if (noisy) {
+        // m = x·Wnᵀ: dWn = dmᵀ·x, dx += dm·Wn
+        const dm = moeNoisyLogitsBackward(dz, noisy.m, noisy.normals, noisy.gate);
+        t.grads([w.noise!], ([d], acc) => matmul(dm, x.value, { transA: true, out: d, accumulate: acc }), true);
+        t.grads([x], ([d], acc) => matmul(dm, w.noise!.value, { out: d, accumulate: acc }), true);
+        dm.release();
+      }
       dz.release();
     }
     dTopW.release();
@@ -131,8 +156,28 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
       dgu.release();
     }
     dys.release();
-  }, [r.probs, r.topIds, r.topW, perm.slotToken, perm.tokenSlot, perm.expertOffsets, perm.tileOffsets, ex.gu, ex.h, ex.ys]);
+  }, [r.probs, r.topIds, r.topW, perm.slotToken, perm.tokenSlot, perm.expertOffsets, perm.tileOffsets, ex.gu, ex.h, ex.ys, ...(noisy ? [noisy.m, noisy.normals] : [])]);
   return y;
+}
+
+/** ε [T, E] ~ N(0, 1) of the sequence `key` of a noisy gate seeded `seed` (the references draw the same). */
+export function gateNormals(seed: number, key: number, T: number, E: number): Float32Array {
+  return new Rng((Math.imul(seed, 0x9e3779b1) + key) >>> 0).normals(T * E);
+}
+
+/**
+ * The noise of a noisy-gated layer's training sequence: m = x·Wnᵀ and ε [T, E] drawn from (seed, key);
+ * null when the layer has no noise or the sequence no key (evaluation routes as served).
+ */
+function noisyGate(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions, E: number): { m: Tensor; normals: Tensor; gate: NoisyGate } | null {
+  if (!o.noise || o.noiseKey === undefined) return null;
+  if (!w.noise) throw new Error('moe: routing.noise needs the noise weights Wn (mlp.gate.weight_noise.weight) among the experts\' weights');
+  const T = x.shape[0];
+  return {
+    m: matmul(x.value, w.noise.value, { transB: true }),
+    normals: t.gpu.upload(gateNormals(o.noise.seed, o.noiseKey, T, E), [T, E], 'moe.noise'),
+    gate: { epsilon: o.noise.epsilon, invTau: 1 / (o.temperature ?? 1) },
+  };
 }
 
 // ------------------------------------------------------------------------------------ LoRA on experts

@@ -49,6 +49,8 @@ export interface MoeLayerWeights extends MoeWeights {
   shared?: { gate_proj: Tensor; up_proj: Tensor; down_proj: Tensor };
   /** each expert's down_proj bias [E, H] (DIVE's FLAP compensation): a constant, not a parameter */
   bias?: Tensor;
+  /** the noisy gate's noise weights Wn [E, H] (LLaMA-MoE's gate.weight_noise), trained with the router */
+  noise?: Tensor;
 }
 
 /**
@@ -59,6 +61,8 @@ export function moeParamNames(l: number) {
   const p = `model.layers.${l}.mlp.`;
   return {
     router: `${p}gate.weight`,
+    /** the noisy gate's Wn (LLaMA-MoE names it gate.weight_noise) */
+    routerNoise: `${p}gate.weight_noise.weight`,
     gate_proj: `${p}experts.gate_proj.weight`,
     up_proj: `${p}experts.up_proj.weight`,
     down_proj: `${p}experts.down_proj.weight`,
@@ -95,6 +99,7 @@ export function llamaParams(w: Weights, tied: boolean, moe: ReadonlyMap<number, 
     }
     const n = moeParamNames(l);
     for (const k of ['router', 'gate_proj', 'up_proj', 'down_proj'] as const) s.add(n[k], m[k]);
+    if (m.noise) s.add(n.routerNoise, m.noise);
     if (m.shared) for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) s.add(`${n.shared[k]}.weight`, m.shared[k]);
   });
   s.add('model.norm.weight', w.norm);

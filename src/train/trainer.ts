@@ -167,7 +167,9 @@ export async function train(m: TrainModel, tokens: TrainTokens, o: TrainOptions)
           gpu.copyRows(b.runTargets, i * M + j, b.targets.view([1, T]));
           // the teacher's logits [T, vocab] stay valid until its next forward, after this sequence's loss
           const teacherLogits = teacher && (teacher.model.reset(), teacher.model.forward(Array.from(windows[i * M + j].subarray(0, T))));
-          lossOf(m, { ids: b.ids, targets: b.targets, teacherLogits }, { train: true, ceScale, klScale, out: { ce: b.stepCe, kl: b.stepKl ?? undefined, offset: j * T } });
+          // the key: the window's index in the sampler's stream, the same after a resume
+          const key = state.windowsDrawn + i * M + j;
+          lossOf(m, { ids: b.ids, targets: b.targets, teacherLogits, key }, { train: true, ceScale, klScale, out: { ce: b.stepCe, kl: b.stepKl ?? undefined, offset: j * T } });
         }
         // log row i: mean CE, mean KL, gradient norm, clip coefficient
         reduceAll(b.stepCe, 'mean', { out: b.mean });

@@ -7,7 +7,8 @@
 import { checkpointIdentity } from '../methods/ladimo/checkpoint.ts';
 import type { TextData } from '../methods/ladimo/data.ts';
 import { baseName, readText } from '../model/source.ts';
-import { FIELDS, type RunSpec } from '../state/spec.ts';
+import type { RunSpec } from '../state/spec.ts';
+import { diveIdentity } from '../methods/dive/run.ts';
 import { trainIdentity } from '../train/task.ts';
 import type { ModelSummary } from './model.ts';
 import type { StoredItem } from './pipeline-types.ts';
@@ -35,22 +36,20 @@ export function runKey(spec: RunSpec, model: ModelSummary, data: TextData): Prom
   return keyOf(checkpointIdentity(spec, sources(model, data)));
 }
 
-/** A training run's identity (src/train/task.ts trainIdentity, with the loaded sources) and its folder. */
-export function trainRunKey(spec: RunSpec, model: ModelSummary, data: TextData): Promise<RunKey> {
-  const identity = trainIdentity(spec);
+/** `identity` with the loaded sources in place of the spec's paths, and its folder. */
+function loadedKey(identity: Record<string, unknown>, model: ModelSummary, data: TextData): Promise<RunKey> {
   for (const k of ['model', 'tokenizer', 'data']) delete identity[k];
   return keyOf({ ...identity, ...sources(model, data) });
 }
 
-/**
- * A DIVE run's identity and its folder: what trainIdentity reads (its retraining loop) with the dive.*
- * fields, the calibration domains and the evaluation window, and the loaded sources.
- */
+/** A training run's identity (src/train/task.ts trainIdentity, with the loaded sources) and its folder. */
+export function trainRunKey(spec: RunSpec, model: ModelSummary, data: TextData): Promise<RunKey> {
+  return loadedKey(trainIdentity(spec), model, data);
+}
+
+/** A DIVE run's identity (src/methods/dive/run.ts diveIdentity, with the loaded sources) and its folder. */
 export function diveRunKey(spec: RunSpec, model: ModelSummary, data: TextData): Promise<RunKey> {
-  const identity = trainIdentity(spec);
-  for (const k of ['model', 'tokenizer', 'data']) delete identity[k];
-  for (const { key } of FIELDS) if (key.startsWith('dive.') || key === 'calibration.domains' || key === 'eval.window') identity[key] = spec[key];
-  return keyOf({ ...identity, ...sources(model, data) });
+  return loadedKey(diveIdentity(spec), model, data);
 }
 
 const SNAPSHOT = /^train-step-(\d+)\.json$/;
@@ -77,7 +76,7 @@ export async function dropOlderSnapshots(store: BrowserStore, dir: string, keep:
 
 type Part = 'capture' | 'checkpoint';
 
-/** A DIVE run's finished pieces are files `dive-<piece>.json` (dive.ts). */
+/** A DIVE run's finished pieces are files `dive-<piece>.json` (methods/dive/run.ts checkpointMemo). */
 export const DIVE_PIECE = 'dive-';
 
 /** Which item a run's file belongs to: capture.* to the capture, the rest (spec.json included) to the checkpoint. */

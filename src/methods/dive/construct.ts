@@ -29,6 +29,8 @@ export interface NoisyRouter {
   noise: Float32Array;
   /** the noise's floor (LLaMA-MoE's noise_epsilon) */
   epsilon: number;
+  /** seeds the noise ε of each training sequence (src/train/moe.ts gateNormals) */
+  seed: number;
 }
 
 /** One MoE layer as constructed, host-side (HF layouts, as ladimo/construct.ts's ExpertWeights). */
@@ -44,7 +46,7 @@ export interface ConstructedLayer {
 /** A fresh router for N experts over hidden size H. */
 export function freshRouter(N: number, H: number, epsilon: number, seed: number): NoisyRouter {
   if (!(epsilon >= 0)) throw new Error(`router noise epsilon must be ≥ 0, got ${epsilon}`);
-  return { weight: initRouter({ nExperts: N, H, method: 'random', seed }), noise: new Float32Array(N * H), epsilon };
+  return { weight: initRouter({ nExperts: N, H, method: 'random', seed }), noise: new Float32Array(N * H), epsilon, seed };
 }
 
 /** Experts pruned from one FFN, one per set of statistics, with their biases. */

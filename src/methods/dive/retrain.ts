@@ -1,14 +1,17 @@
 // DIVE (arXiv 2506.09351) §3.3, the two retraining stages, both with the LM loss on the calibration
 // domains' training text; embeddings and attention stay frozen throughout:
-//   stage 1  only the routers train, with every expert active through p = softmax(z / t) ("all experts
-//            activated … softmax with a temperature t": the paper's t is 0.05 for 1 of 8, 0.5 for 2 of 8),
-//            so each router learns from every expert's output before it has to choose;
+//   stage 1  only the routers train (each a noisy gate: its weight and its noise weights), with every
+//            expert active through p = softmax(z / t) ("all experts activated … softmax with a
+//            temperature t": the paper's t is 0.05 for 1 of 8, 0.5 for 2 of 8), so each router learns from
+//            every expert's output before it has to choose;
 //   stage 2  top-k routing (renormalised, as constructed); LoRA adapters on every expert projection and
 //            the RMSNorm weights train, the routers stay as stage 1 left them.
 // The FLAP baseline's single expert has no choice to learn: it gets stage 2 alone, with the same steps.
 // The experts' FLAP biases stay constants. After each stage every weight is compared bit for bit with its
 // value before the stage: what changed must be exactly the stage's trainable set.
-// The routers train without LLaMA-MoE's gate noise: the training MoE op routes on x·Wrᵀ alone.
+// The routers are LLaMA-MoE's noisy top-k gates: in both stages every training sequence routes on
+// x·Wrᵀ + ε ⊙ (softplus(x·Wnᵀ) + eps), ε ~ N(0, 1) per sequence (src/train/moe.ts); held-out readings and
+// the served model route on x·Wrᵀ alone.
 // The retrained model is then evaluated as it would be served: the adapters merged into the experts
 // (W + s·B·A), the inference forward, perplexity per domain and the routing analysis (the share of each
 // domain's tokens each expert receives per layer; DIVE asks whether math tokens reach the math experts).
@@ -71,7 +74,7 @@ export interface RetrainResult {
   expert_share: number[][][];
 }
 
-const ROUTERS = ['*.mlp.gate.weight'];
+const ROUTERS = ['*.mlp.gate.weight', '*.mlp.gate.weight_noise.weight'];
 const EXPERT_LORA = ['experts.gate_proj', 'experts.up_proj', 'experts.down_proj'];
 const STAGE2 = ['*lora_*', '*norm.weight'];
 
@@ -86,7 +89,12 @@ export async function retrain(
   const gpu = model.gpu;
   if (layers.length !== model.config.nLayers) throw new Error(`retrain: ${layers.length} layers for a model of ${model.config.nLayers}`);
   const uploaded = layers.map((L) => uploadLayer(gpu, L));
-  const moe = (routing: MoeRouting) => new Map<number, TrainMoeLayer>(uploaded.map((L, l) => [l, { weights: { ...L.weights, bias: L.bias }, routing }]));
+  // the noisy gates' Wn: trained in stage 1, then kept for stage 2's noise; not part of the served router
+  const noise = layers.map((L) => L.router && { weight: gpu.upload(L.router.noise, [L.experts.nExperts, L.experts.H], 'dive.router.noise'), epsilon: L.router.epsilon, seed: L.router.seed });
+  const moe = (routing: MoeRouting) => new Map<number, TrainMoeLayer>(uploaded.map((L, l) => {
+    const n = noise[l];
+    return [l, { weights: { ...L.weights, bias: L.bias, noise: n?.weight }, routing: n ? { ...routing, noise: { epsilon: n.epsilon, seed: n.seed } } : routing }];
+  }));
   const E = layers[0].experts.nExperts;
   const freeze = (only: string[]) => ({ only, freeze: [], fields: { only: 'dive retraining', freeze: 'dive retraining' } });
   try {
@@ -115,6 +123,7 @@ export async function retrain(
     }
   } finally {
     for (const L of uploaded) releaseLayer(L);
+    for (const n of noise) n?.weight.release();
   }
 }
 

@@ -6,7 +6,8 @@
 // same steps for every construction, and perplexity per domain again. The same run serves both hosts:
 // runDive opens the spec's files for the CLI; diveRun takes a checkpoint and text already open (the
 // workbench's loaded model and Data stage), reports as a TaskControl and can keep what it finished in a
-// DiveMemo, so a run stopped part-way (Cancel, a reload) resumes at the first piece it had not finished.
+// DiveMemo (a checkpoint folder: checkpoint.dir in the CLI, the browser's store in the workbench), so a
+// run stopped part-way (a crash, Cancel, a reload) resumes at the first piece it had not finished.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { Rng } from '../../data/rng.ts';
@@ -15,7 +16,7 @@ import { openCheckpoint } from '../../model/load.ts';
 import type { Checkpoint } from '../../model/weights.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
-import { SpecError, type RunSpec } from '../../state/spec.ts';
+import { FIELDS, SpecError, type RunSpec } from '../../state/spec.ts';
 import type { DenseFfn } from '../ladimo/construct.ts';
 import { textDataFromFiles, type TextData, type TextDomain } from '../ladimo/data.ts';
 import { affinityRow } from './affinity.ts';
@@ -26,7 +27,8 @@ import { channelStats, keptCount, poolStats, type ChannelStats } from './importa
 import { retrain, type RetrainResult } from './retrain.ts';
 import { diveComparisons, type DiveComparison } from './report.ts';
 import { trainTokens } from '../../train/data.ts';
-import { loopOptions, throttle } from '../../train/task.ts';
+import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
+import { RunCheckpoint } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
@@ -111,18 +113,38 @@ const rows = (A: Float64Array, D: number) => Array.from({ length: D }, (_, i) =>
 
 /**
  * Finished pieces of a run by name (an affinity row, a model's results): get returns what put stored for
- * the same run, or null. The run's identity is the store's to key (the workbench hashes the spec and sources).
+ * the same run, or null. checkpointMemo keeps them in a run's checkpoint folder.
  */
 export interface DiveMemo {
   get<T>(name: string): Promise<T | null>;
   put(name: string, value: unknown): Promise<void>;
 }
 
-/** `moefy run` with method 'dive': the spec's model and data opened through the host. */
+/** Piece `name` as the metadata of the array-less set `dive-<name>` of a checkpoint folder. */
+export function checkpointMemo(cp: RunCheckpoint): DiveMemo {
+  return {
+    get: async <T>(name: string) => (await cp.loadArrays<T>(`dive-${name}`))?.meta ?? null,
+    put: (name, value) => cp.saveArrays(`dive-${name}`, {}, value),
+  };
+}
+
+/**
+ * What a DIVE run's pieces depend on: what trainIdentity reads (the retraining loop, the sources, the seed)
+ * with the dive.* fields, the calibration domains and the evaluation window.
+ */
+export function diveIdentity(spec: RunSpec): Record<string, unknown> {
+  const identity = trainIdentity(spec);
+  for (const { key } of FIELDS) if (key.startsWith('dive.') || key === 'calibration.domains' || key === 'eval.window') identity[key] = spec[key];
+  return identity;
+}
+
+/** `moefy run` with method 'dive': the spec's model and data opened through the host; pieces kept in checkpoint.dir when set. */
 export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<DiveMetrics> {
   const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
   const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
-  return diveRun(gpu, ckpt, data, spec, { onLog: progress });
+  const dir = spec['checkpoint.dir'];
+  const memo = dir ? checkpointMemo(await RunCheckpoint.open(io, dir, diveIdentity(spec))) : undefined;
+  return diveRun(gpu, ckpt, data, spec, { onLog: progress }, memo);
 }
 
 /** DIVE end to end on an open checkpoint and text; what `memo` holds of this run is reused, not recomputed. */
