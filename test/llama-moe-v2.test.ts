@@ -8,11 +8,13 @@
 // the training forward over the constructed layers equals the inference forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/data/rng.ts';
 import { runTask } from '../src/cli/host.ts';
-import { defaultSpec, parseSpec } from '../src/state/spec.ts';
+import { defaultSpec, parseSpec, type RunSpec } from '../src/state/spec.ts';
 import { comparedSpecs, type V2Metrics } from '../src/methods/llama-moe-v2/run.ts';
 import { expertRef, ffnRef, initRouter, type DenseFfn } from '../src/methods/ladimo/construct.ts';
 import { activatedShare, constructMlpMoe, mostUsedNeurons, partitionNeurons, type MlpMoe } from '../src/methods/llama-moe-v2/construct.ts';
@@ -154,11 +156,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
 const skip = existsSync(shared) ? false : `test assets not found at ${shared} (../shared beside the repo)`;
 
-/** The reduced-budget example, its paths resolved from the repo root. */
-function tinyRun(): Promise<V2Metrics> {
+/** The reduced-budget example, its paths resolved from the repo root, with `over` changed. */
+function tinyRun(over: Partial<RunSpec> = {}): Promise<V2Metrics> {
   const s = parseSpec(JSON.parse(readFileSync(`${root}/examples/llama-moe-v2-stories260K-tiny.json`, 'utf8')));
-  const spec = { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus` };
-  return runTask('llamaMoeV2', spec, () => {}, [spec.model, spec.tokenizer, spec.data]);
+  const spec = { ...s, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus`, ...over };
+  return runTask('llamaMoeV2', spec, () => {}, [spec.model, spec.tokenizer, spec.data, ...(spec['export.dir'] ? [spec['export.dir']] : [])]);
 }
 
 test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after construction and after each post-training stage; the same twice', { skip }, async () => {
@@ -193,6 +195,26 @@ test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after con
   const again = await tinyRun();
   const stable = (x: V2Metrics) => ({ ...x, throughput: null, stages: x.stages.map((s) => ({ ...s, seconds: 0, tokens_per_s: 0 })) });
   assert.deepEqual(stable(again), stable(m));
+});
+
+test('LoRA post-training reaches the scores (adapters folded in after each stage), and the export reads back as the run scored it', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moefy-v2-export-'));
+  try {
+    const m = await tinyRun({ 'v2.compare': false, 'train.lora.rank': 2, 'train.lora.targets': 'q_proj,v_proj,experts.down_proj', 'train.lr': 0.01, 'export.dir': dir });
+    // B starts at zero: scores that moved after a stage come from the adapters it trained
+    const [built, s1, s2] = m.points.map((p) => p.scores.map((s) => s.ppl));
+    assert.ok(s1.some((p, i) => p !== built[i]) && s2.some((p, i) => p !== s1[i]), `LoRA moved the scores: ${built} → ${s1} → ${s2}`);
+    assert.ok(m.stages.every((s) => s.params.trainable < s.params.total / 10), 'only adapters trained');
+    // the folder: Qwen2-MoE with the residual MoE's shared expert (43 neurons), read back at the run's perplexity
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    assert.deepEqual([config.model_type, config.shared_expert_intermediate_size, config.num_experts, config.num_experts_per_tok, config.mlp_only_layers], ['qwen2_moe', 43, 4, 2, [0, 1, 2]]);
+    assert.ok(existsSync(join(dir, 'model.safetensors')) && existsSync(join(dir, 'moefy.json')));
+    const e = m.export!;
+    assert.deepEqual(e.ppl_read_back.map((x) => x.domain), m.points[2].scores.map((s) => s.domain));
+    assert.ok(e.max_rel_diff <= 1e-4, `read back within ${e.max_rel_diff}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('v2.compare: the other MLP kind at the nearest activated neuron count, and the other router initialisation', () => {

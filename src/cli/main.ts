@@ -282,7 +282,7 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
 }
 
 async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
-  const m = await runTask('llamaMoeV2', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+  const m = await runTask('llamaMoeV2', spec, log, [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir']].filter(Boolean)]);
   if (json) {
     console.log(JSON.stringify({ spec, metrics: m }, null, 2));
     return 0;
@@ -302,6 +302,7 @@ async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void)
     }
   }
   console.log(`prefill ${m.throughput.prefill_dense.toFixed(1)} → ${m.throughput.prefill_moe.toFixed(1)} tokens/s; decode ${m.throughput.decode_dense.toFixed(1)} → ${m.throughput.decode_moe.toFixed(1)} tokens/s`);
+  if (m.export) console.log(`exported to ${m.export.dir} (Qwen2-MoE: ${m.export.files.join(', ')}); read back, its perplexity is within ${m.export.max_rel_diff.toExponential(1)} of the run's`);
   return 0;
 }
 

@@ -36,6 +36,8 @@ interface RoundTrip {
   topK: number;
   usePolicies?: boolean;
   maxShardBytes?: number;
+  /** a shared expert of this width in layer 1 (LLaMA-MoE v2's residual MoE); layer 2 has none */
+  shared?: number;
 }
 
 const roundTrips: RoundTrip[] = [
@@ -48,6 +50,10 @@ const roundTrips: RoundTrip[] = [
   {
     label: "per-layer policies from moefy.json (top-1, dynamic), usePolicies",
     over: {}, method: 'contiguous', policies: [{ topK: 1 }, { dynamic: { alpha: 0.55, beta: 0.35 } }], normTopK: true, topK: 2, usePolicies: true,
+  },
+  {
+    label: 'shared expert S 6 in layer 1 (σ(0)·2·down_proj), none in layer 2 (zeros of width 6), top-2',
+    over: {}, method: 'random', policies: [{ topK: 2 }, { topK: 2 }], normTopK: true, topK: 2, shared: 6,
   },
 ];
 
@@ -64,14 +70,20 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
     const ex = constructExperts({ H: c.dim, I: c.hiddenDim, gate_proj: w('gate_proj'), up_proj: w('up_proj'), down_proj: w('down_proj') }, { nExperts: E, method: t.method, seed: l });
     const router = rng.normals(E * c.dim, 1 / Math.sqrt(c.dim));
     const policy = t.policies[l - 1];
-    host.set(l, { ...ex, router, E, Ie: ex.expertDim, policy, normTopK: t.normTopK });
-    gpuLayers.set(l, { weights: uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim), routing: { ...policy, normTopK: t.normTopK } });
+    const S = t.shared ?? 0;
+    const sh = S && l === 1 ? { S, gate_proj: rng.normals(S * c.dim, 1 / Math.sqrt(c.dim)), up_proj: rng.normals(S * c.dim, 1 / Math.sqrt(c.dim)), down_proj: rng.normals(c.dim * S, 1 / Math.sqrt(S)) } : undefined;
+    host.set(l, { ...ex, router, E, Ie: ex.expertDim, policy, normTopK: t.normTopK, shared: sh });
+    gpuLayers.set(l, {
+      weights: uploadMoeWeights(gpu, { ...ex, router }, E, c.dim, ex.expertDim),
+      routing: { ...policy, normTopK: t.normTopK },
+      shared: sh && { gate_proj: gpu.upload(sh.gate_proj, [S, c.dim]), up_proj: gpu.upload(sh.up_proj, [S, c.dim]), down_proj: gpu.upload(sh.down_proj, [c.dim, S]) },
+    });
   }
   const model = await LlamaModel.load(gpu, index);
   const blocks = convertLayers(model, gpuLayers);
   const want = (await model.forward(ids).read()) as Float32Array;
   for (const b of blocks.values()) b.release();
-  for (const L of gpuLayers.values()) Object.values(L.weights).forEach((x) => x.release());
+  for (const L of gpuLayers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((x) => x.release());
   model.release();
 
   // ---- export (MoE layers' dense mlp weights left out of the map: the exporter must not need them)
@@ -93,7 +105,7 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
     cfg.model_type === 'qwen2_moe' && JSON.stringify(cfg.architectures) === '["Qwen2MoeForCausalLM"]' &&
     cfg.num_experts === E && cfg.num_experts_per_tok === t.topK && cfg.norm_topk_prob === t.normTopK &&
     cfg.moe_intermediate_size === host.get(1)!.Ie && cfg.intermediate_size === c.hiddenDim && cfg.decoder_sparse_step === 1 &&
-    cfg.shared_expert_intermediate_size === 1 && cfg.output_router_logits === false && cfg.tie_word_embeddings === c.tiedEmbeddings;
+    cfg.shared_expert_intermediate_size === (t.shared ?? 1) && cfg.output_router_logits === false && cfg.tie_word_embeddings === c.tiedEmbeddings;
   const { tensors } = await openSafetensors(sources(files));
   const read = weightIndex(c, tensors).read;
   let biases = qkvBias;
@@ -103,11 +115,17 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
       biases &&= b !== undefined && b.every((v) => v === 0);
     }
   }
+  // the shared expert as written: its gate 0 (σ = ½) and down_proj doubled, or zeros where a layer has none
   let shared = true;
   for (let l = 1; l < c.nLayers; l++) {
-    for (const n of ['shared_expert.gate_proj', 'shared_expert.up_proj', 'shared_expert.down_proj', 'shared_expert_gate']) {
-      shared &&= (await read(`model.layers.${l}.mlp.${n}.weight`)).every((v) => v === 0);
-    }
+    const sh = host.get(l)!.shared;
+    const expect: [string, (v: number, i: number) => number][] = [
+      ['shared_expert.gate_proj', (_, i) => sh?.gate_proj[i] ?? 0],
+      ['shared_expert.up_proj', (_, i) => sh?.up_proj[i] ?? 0],
+      ['shared_expert.down_proj', (_, i) => 2 * (sh?.down_proj[i] ?? 0)],
+      ['shared_expert_gate', () => 0],
+    ];
+    for (const [n, f] of expect) shared &&= (await read(`model.layers.${l}.mlp.${n}.weight`)).every((v, i) => v === f(v, i));
   }
   const policies = sidecar?.layers.map((s) => `${s.layer}:${s.policy}`).join(',') === t.policies.map((p, i) => `${i + 1}:${'topK' in p ? `top${p.topK}` : 'dynamic'}`).join(',');
   const tok = files.find((f) => f.name === 'tokenizer_config.json');
@@ -119,7 +137,7 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
     'config.json mlp_only_layers = [0]': pass(mlpOnly),
     'config.json MoE fields': pass(fields),
     'q/k/v biases present and zero': pass(biases),
-    'shared expert all zero': pass(shared),
+    [t.shared ? 'shared expert: gate 0, down_proj doubled, zeros elsewhere' : 'shared expert all zero']: pass(shared),
     'moefy.json policies and spec': pass(policies && JSON.stringify(sidecar?.spec) === JSON.stringify(spec)),
     'tokenizer file copied': pass(copied),
     [t.maxShardBytes === undefined ? 'single model.safetensors' : 'sharded with index.json']: pass(sharded),
@@ -194,12 +212,21 @@ const errorsCheck: CheckCase = {
       ['expert shape', edit('config.json', (j) => (j.moe_intermediate_size = 12)), ['model.safetensors', 'experts.0.gate_proj', 'moe_intermediate_size 12']],
       ['usePolicies without sidecar', files.filter((f) => f.name !== 'moefy.json'), ['moefy.json', 'usePolicies'], true],
     ];
+    // a shared expert whose gate is not zero: transformers would scale it per token, the engine cannot
+    const S = 2;
+    const withShared = exportQwen2Moe(c, weights, new Map([[1, { ...host.get(1)!, shared: { S, gate_proj: rng.normals(S * c.dim), up_proj: rng.normals(S * c.dim), down_proj: rng.normals(c.dim * S) } }]]));
+    const st = withShared.find((f) => f.name === 'model.safetensors')!;
+    const gate = (await parseSafetensors(bytesSource('model.safetensors', st.bytes))).get('model.layers.1.mlp.shared_expert_gate.weight')!;
+    const gated = st.bytes.slice();
+    new DataView(gated.buffer).setFloat32(gate.offset, 0.5, true);
+    cases.push(['shared expert with a gate', withShared.map((f) => (f === st ? { name: f.name, bytes: gated } : f)), ['model.safetensors', 'shared_expert_gate.weight', 'is not zero']]);
     const outputs: Record<string, number> = {};
     for (const [label, fs, words, usePolicies] of cases) {
       const m = await message(fs, usePolicies);
       outputs[label] = pass(words.every((x) => m.includes(x)));
     }
     outputs['clean folder opens'] = pass((await message(files)) === 'opened');
+    outputs['clean folder with a shared expert opens'] = pass((await message(withShared)) === 'opened');
     return { err: Math.max(...Object.values(outputs)), outputs };
   },
 };

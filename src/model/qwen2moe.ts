@@ -15,13 +15,18 @@
 //   tokenizer files    copied as given
 //
 // Shared expert. Qwen2MoeSparseMoeBlock always builds one: y = Σ_k w_k·expert_k(x) + σ(x·w_sᵀ)·shared(x).
-// shared_expert_intermediate_size 0 is fine for PyTorch's arithmetic (nn.Linear(H, 0), an empty inner
-// product is 0), but its zero-element tensors must then survive safetensors (which has disallowed and
-// re-allowed them; torch.frombuffer rejects 0-byte buffers in safetensors.torch.load) and transformers'
-// loading and init paths in 4.4x and 5.x, none of which can be run from this engine. So the export writes the
-// smallest shared expert instead: intermediate size 1, every weight 0, gate weight 0. It adds exactly
-// σ(0)·down(silu(0)·0) = 0.5·0 = 0 in any dtype, at a cost of 4·H parameters per MoE layer. Reading a folder
-// back accepts any shared expert whose down_proj is all zero and refuses one that is not (MoeBlock has none).
+// A residual MoE (LLaMA-MoE v2) has an always-on shared expert with no gate: the export writes its gate
+// weight as 0, so σ = ½ for every token, and its down_proj doubled, so σ·shared(x) is the engine's
+// shared(x) exactly (a power-of-two scale, exact in any float format). config.json has one
+// shared_expert_intermediate_size, so every MoE layer's shared expert has the same width; a layer without
+// one gets zeros of that width. With no shared expert anywhere, shared_expert_intermediate_size 0 is fine
+// for PyTorch's arithmetic (nn.Linear(H, 0)), but its zero-element tensors must then survive safetensors
+// (which has disallowed and re-allowed them; torch.frombuffer rejects 0-byte buffers in
+// safetensors.torch.load) and transformers' loading and init paths in 4.4x and 5.x, none of which can be
+// run from this engine. So the export writes the smallest shared expert instead: intermediate size 1,
+// every weight 0, gate weight 0, which adds exactly σ(0)·down(silu(0)·0) = 0 at a cost of 4·H parameters
+// per MoE layer. Reading a folder back loads a shared expert whose gate weight is all zero (as ½ of it),
+// skips one whose down_proj is all zero, and refuses any other (the engine's shared expert has no gate).
 import type { Gpu } from '../gpu/device.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { MAX_EXPERTS, MAX_TOP_K, type RoutingOptions } from '../ops/moe.ts';
@@ -57,6 +62,8 @@ export interface ExportMoeLayer {
   /** Table 1 local quantiles (router-policy.ts LayerDecision), recorded for fixed layers when known. */
   alphaI?: number;
   betaI?: number;
+  /** an always-on shared expert (LLaMA-MoE v2's residual MoE): gate_proj, up_proj [S, H], down_proj [H, S] */
+  shared?: { S: number; gate_proj: Float32Array; up_proj: Float32Array; down_proj: Float32Array };
 }
 
 export interface ExportOptions {
@@ -183,7 +190,17 @@ export function exportQwen2Moe(
       fail(`${at} has normTopK ${m.normTopK} but layer ${order[0]} ${first.normTopK}: config.json has one norm_topk_prob`);
     }
     policyK(m.policy, E, at, fail);
+    if (m.shared) {
+      const { S: Sl } = m.shared;
+      if (!Number.isInteger(Sl) || Sl < 1) fail(`${at} shared expert width ${Sl} must be a positive integer`);
+      for (const [name, v] of [['gate_proj', m.shared.gate_proj], ['up_proj', m.shared.up_proj], ['down_proj', m.shared.down_proj]] as const) {
+        if (v.length !== Sl * H) fail(`${at} shared_expert.${name} has ${v.length} values, expected ${Sl * H} (S ${Sl}, H ${H})`);
+      }
+    }
   }
+  const widths = new Set(order.flatMap((l) => (moeLayers.get(l)!.shared ? [moeLayers.get(l)!.shared!.S] : [])));
+  if (widths.size > 1) fail(`shared experts of widths ${[...widths].join(', ')}: config.json has one shared_expert_intermediate_size`);
+  const S = widths.size ? [...widths][0] : SHARED_EXPERT_DIM;
   const ks = new Set(order.map((l) => {
     const p = moeLayers.get(l)!.policy;
     return 'topK' in p ? p.topK : 0; // 0: dynamic
@@ -220,10 +237,11 @@ export function exportQwen2Moe(
       tensors.push([`${p}experts.${e}.up_proj.weight`, [Ie, H], m.up_proj.subarray(s, s + Ie * H)]);
       tensors.push([`${p}experts.${e}.down_proj.weight`, [H, Ie], m.down_proj.subarray(s, s + H * Ie)]);
     }
-    const S = SHARED_EXPERT_DIM;
-    tensors.push([`${p}shared_expert.gate_proj.weight`, [S, H], new Float32Array(S * H)]);
-    tensors.push([`${p}shared_expert.up_proj.weight`, [S, H], new Float32Array(S * H)]);
-    tensors.push([`${p}shared_expert.down_proj.weight`, [H, S], new Float32Array(H * S)]);
+    // σ(0) = ½ on a doubled down_proj: the shared expert contributes fully (zeros where the layer has none)
+    const sh = m.shared;
+    tensors.push([`${p}shared_expert.gate_proj.weight`, [S, H], sh?.gate_proj ?? new Float32Array(S * H)]);
+    tensors.push([`${p}shared_expert.up_proj.weight`, [S, H], sh?.up_proj ?? new Float32Array(S * H)]);
+    tensors.push([`${p}shared_expert.down_proj.weight`, [H, S], sh ? sh.down_proj.map((v) => 2 * v) : new Float32Array(H * S)]);
     tensors.push([`${p}shared_expert_gate.weight`, [1, H], new Float32Array(H)]);
   }
 
@@ -253,7 +271,7 @@ export function exportQwen2Moe(
     num_experts: E,
     num_experts_per_tok: topK,
     moe_intermediate_size: Ie,
-    shared_expert_intermediate_size: SHARED_EXPERT_DIM,
+    shared_expert_intermediate_size: S,
     norm_topk_prob: first.normTopK,
     output_router_logits: false,
     router_aux_loss_coef: opts.routerAuxLossCoef ?? 0.001,
@@ -273,7 +291,9 @@ export function exportQwen2Moe(
     note:
       `config.json routes every MoE layer top-${topK}${first.normTopK ? ' with renormalised weights' : ''}; the layers below are how this run routed. ` +
       `Dynamic layers route token-wise (top-1 if the largest routing weight ≥ alphaI, top-3 if ≤ betaI, else top-2); stock transformers runs them top-${topK}. ` +
-      'Each MoE layer carries a zero shared expert of size 1 (its output is exactly 0).',
+      (widths.size
+        ? `The shared experts (width ${S}) are always on: each gate weight is 0 (σ = ½) and each down_proj doubled, so they contribute fully.`
+        : 'Each MoE layer carries a zero shared expert of size 1 (its output is exactly 0).'),
     source: { arch: c.arch, ropeStyle: c.ropeStyle, qkvBias: c.qkvBias },
     layers: order.map((l) => {
       const m = moeLayers.get(l)!;
@@ -500,14 +520,25 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
       want(`${p}experts.${e}.up_proj.weight`, [Ie, H], expertWhy);
       want(`${p}experts.${e}.down_proj.weight`, [H, Ie], expertWhy);
     }
-    if (S > 0) want(`${p}shared_expert.down_proj.weight`, [H, S], `shared_expert_intermediate_size ${S}`);
+    if (S > 0) {
+      const why = `shared_expert_intermediate_size ${S}`;
+      want(`${p}shared_expert.gate_proj.weight`, [S, H], why);
+      want(`${p}shared_expert.up_proj.weight`, [S, H], why);
+      want(`${p}shared_expert.down_proj.weight`, [H, S], why);
+      want(`${p}shared_expert_gate.weight`, [1, H], why);
+    }
   }
   const read = weightIndex(c, sparseEntries).read;
+  // each layer's shared expert as the engine runs it (no gate): ½·down_proj under a zero gate; none when it is zero
+  const shared = new Map<number, { gate_proj: Float32Array; up_proj: Float32Array; down_proj: Float32Array }>();
   for (const l of S > 0 ? moe.moeLayers : []) {
-    const name = `model.layers.${l}.mlp.shared_expert.down_proj.weight`;
-    if ((await read(name)).some((v) => v !== 0)) {
-      throw new CheckpointError(file, `tensor "${name}" is not zero: the engine's MoE block has no shared expert (only MoEfy's zero placeholder loads)`);
+    const p = `model.layers.${l}.mlp.shared_expert`;
+    const down = await read(`${p}.down_proj.weight`);
+    if (down.every((v) => v === 0)) continue;
+    if ((await read(`${p}_gate.weight`)).some((v) => v !== 0)) {
+      throw new CheckpointError(file, `tensor "${p}_gate.weight" is not zero: the engine's shared expert is always on, so only a zero gate (σ = ½, as MoEfy exports it) loads`);
     }
+    shared.set(l, { gate_proj: await read(`${p}.gate_proj.weight`), up_proj: await read(`${p}.up_proj.weight`), down_proj: down.map((v) => 0.5 * v) });
   }
   let tokenizer: Tokenizer | undefined;
   const tokFile = findFile(files, 'tokenizer.json');
@@ -540,12 +571,17 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
         return out;
       };
       const w = { router: await read(`${p}gate.weight`), gate_proj: await stack('gate_proj', Ie * H), up_proj: await stack('up_proj', Ie * H), down_proj: await stack('down_proj', H * Ie) };
-      layers.set(l, { weights: uploadMoeWeights(gpu, w, E, H, Ie), routing: routing(l) });
+      const sh = shared.get(l);
+      layers.set(l, {
+        weights: uploadMoeWeights(gpu, w, E, H, Ie),
+        routing: routing(l),
+        shared: sh && { gate_proj: gpu.upload(sh.gate_proj, [S, H], `${p}shared_expert.gate_proj`), up_proj: gpu.upload(sh.up_proj, [S, H], `${p}shared_expert.up_proj`), down_proj: gpu.upload(sh.down_proj, [H, S], `${p}shared_expert.down_proj`) },
+      });
       loaded += 4 * (E * H + 3 * E * Ie * H);
       onProgress?.(loaded, index.f32Bytes() + moeBytes, `${p}experts`);
     }
   } catch (e) {
-    for (const L of layers.values()) Object.values(L.weights).forEach((t: Tensor) => t.release());
+    for (const L of layers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((t: Tensor) => t.release());
     model.release();
     throw e;
   }
@@ -559,7 +595,7 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
     tokenizer,
     release() {
       for (const b of blocks.values()) b.release();
-      for (const L of layers.values()) Object.values(L.weights).forEach((t: Tensor) => t.release());
+      for (const L of layers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((t: Tensor) => t.release());
       model.release();
     },
   };

@@ -6,6 +6,7 @@ import type { Gpu } from '../gpu/device.ts';
 import { Rng } from '../data/rng.ts';
 import type { Param } from './tape.ts';
 import { globMatch, type ParamSet } from './params.ts';
+import { matmul } from '../ops/matmul.ts';
 
 export interface LoraOptions {
   rank: number;
@@ -56,4 +57,12 @@ export function addLora(gpu: Gpu, params: ParamSet, modules: readonly string[], 
     out.set(m, { A, B, scale: o.alpha / o.rank });
   }
   return out;
+}
+
+/**
+ * Folds each adapter into its frozen weight, W ← W + (α/r)·B·A (stacked experts per expert: B [E, out, r],
+ * A [E, r, in]), so the inference forward, which has no adapters, serves the model as trained.
+ */
+export function mergeLora(params: ParamSet, adapters: ReadonlyMap<string, LoraAdapter>): void {
+  for (const [module, a] of adapters) matmul(a.B.value, a.A.value, { alpha: a.scale, accumulate: true, out: params.get(`${module}.weight`).value });
 }

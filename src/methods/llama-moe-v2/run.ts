@@ -4,7 +4,8 @@
 // language-modelling loss plus each layer's own balance loss (v2.balance) on the training engine:
 //   stage 1  general text (v2.stage1Domains, the Brown prose),
 //   stage 2  specialised text (v2.stage2Domains, math and code), v2.stage2Replay of it from stage 1's text.
-// Full-parameter or LoRA, and what trains, as train.* says. After construction and after each stage, on
+// Full-parameter or LoRA (folded into the weights after each stage), and what trains, as train.* says;
+// with export.dir, the result as a Qwen2-MoE folder (export.ts). After construction and after each stage, on
 // the held-out text of every stage domain: perplexity, and next-token agreement and KL against the dense
 // model (a copy kept untrained); the parameters a token activates, attention and MLP apart; dense and MoE
 // tokens/s. Attention MoE (v2.attention) has no training op yet, so a run converts MLPs only.
@@ -24,6 +25,9 @@ import { convertLayers } from '../../moe/block.ts';
 import { SpecError, specLayers, type RunSpec } from '../../state/spec.ts';
 import { trainTokens, type TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel } from '../../train/llama-train.ts';
+import { mergeLora } from '../../train/lora.ts';
+import type { ByteSource } from '../../model/source.ts';
+import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train } from '../../train/trainer.ts';
@@ -95,7 +99,12 @@ export interface V2Metrics {
   /** v2.compare: every construction through stage 1 at the same budget, the spec's first */
   comparison: V2Variant[] | null;
   throughput: { prefill_dense: number; prefill_moe: number; decode_dense: number; decode_moe: number };
+  /** export.dir: the Qwen2-MoE folder written after the last stage, and its perplexity read back (equal to the last point's) */
+  export: { dir: string; files: string[]; ppl_read_back: { domain: string; ppl: number }[]; max_rel_diff: number } | null;
 }
+
+/** Read-back perplexity may differ from the run's by float rounding only (rotate-half RoPE, zero q/k/v biases). */
+const EXPORT_TOL = 1e-4;
 
 /** The data's domains that a comma-separated list of names or globs (`field`) picks, in the data's order. */
 function pickDomains(data: TextData, spec: RunSpec, field: 'v2.stage1Domains' | 'v2.stage2Domains'): string[] {
@@ -131,6 +140,9 @@ interface RunContext {
   /** the two stages' training text */
   texts: [TrainTokens, TrainTokens];
   progress: (m: string) => void;
+  /** the checkpoint's files (their tokenizer files go into an export) and where an export is written */
+  modelFiles: readonly ByteSource[];
+  io: HostIO;
 }
 
 /** The constructions v2.compare adds: the other MLP kind at matched activated neurons, and random routers (or k-means when the spec's are random). */
@@ -154,7 +166,8 @@ function variantName(s: RunSpec): string {
 
 export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<V2Metrics> {
   if (spec['v2.attention']) throw new SpecError('v2.attention', 'attention MoE is constructed and checked, but has no training op yet, so a run converts MLPs only: set it to false');
-  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
+  const ckpt = await openCheckpoint(modelFiles);
   const tok = ckpt.tokenizer;
   checkTokenizer(tok, ckpt.config, { allowPadded: true });
   const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
@@ -180,9 +193,9 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
     const calib = (await calibrationWindows(data, spec, tok, window)).map((w) => w.ids);
     const cap = await captureFfn(dense, calib, layers, spec['calibration.tokens']);
     try {
-      const ctx: RunContext = { gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress };
+      const ctx: RunContext = { gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io };
       const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
-      const main = await convertAndTrain(ctx, spec, variantName(spec), 2, tpIds);
+      const main = await convertAndTrain(ctx, spec, variantName(spec), 2, tpIds, spec['export.dir'] || null);
       let comparison: V2Variant[] | null = null;
       if (spec['v2.compare']) {
         comparison = [main.variant];
@@ -202,6 +215,7 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
         stages: main.stages,
         comparison,
         throughput: main.throughput!,
+        export: main.exported,
       };
     } finally {
       for (const L of cap.layers.values()) [L.x, L.fx].forEach((t) => t.release());
@@ -213,9 +227,10 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
 
 /**
  * One construction (the v2.* fields of `spec`) on a fresh copy of the model, scored after construction and
- * after each stage up to `lastStage`; tokens/s of dense and converted over `tpIds` when given.
+ * after each stage up to `lastStage`; tokens/s of dense and converted over `tpIds` when given; exported to
+ * `exportDir` after the last stage when given.
  */
-async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, lastStage: 1 | 2, tpIds: number[] | null) {
+async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, lastStage: 1 | 2, tpIds: number[] | null, exportDir: string | null = null) {
   const { gpu, ckpt, dense, layers, progress } = ctx;
   const c = ckpt.config;
   const student = await LlamaModel.load(gpu, ckpt.weights);
@@ -267,6 +282,8 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
         const params = m.params.counts();
         progress(`${name}, stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
         const r = await train(m, tokens, { ...loopOptions(spec), steps: spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'], onProgress: throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000) });
+        // the scores read the inference forward, which has no adapters: fold them in (stage 2 adapts the result)
+        mergeLora(m.params, m.lora);
         stages.push({
           stage, domains: tokens.domains, replay: stage === 2 ? spec['v2.stage2Replay'] : 0, steps: r.step, tokens: r.tokens, seconds: r.seconds,
           tokens_per_s: r.tokensPerS, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss,
@@ -277,6 +294,19 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       points.push(await score(stage === 1 ? 'stage 1' : 'stage 2'));
     }
 
+    // ---- export, and the folder read back must score as the last point did
+    let exported: V2Metrics['export'] = null;
+    if (exportDir) {
+      const files = await exportV2(student, built, spec, ctx.modelFiles);
+      for (const f of files) await ctx.io.write(`${exportDir}/${f.name}`, f.bytes);
+      const back = await exportedPerplexity(student, files, [...ctx.evals.values()]);
+      const last = points.at(-1)!.scores;
+      const max_rel_diff = Math.max(...back.map((p, i) => Math.abs(p / last[i].ppl - 1)));
+      if (!(max_rel_diff <= EXPORT_TOL)) throw new Error(`export to ${exportDir}: read back, the folder scores perplexity ${back.map((p) => p.toFixed(4)).join(', ')} where the run scored ${last.map((x) => x.ppl.toFixed(4)).join(', ')}`);
+      exported = { dir: exportDir, files: files.map((f) => f.name), ppl_read_back: last.map((x, i) => ({ domain: x.domain, ppl: back[i] })), max_rel_diff };
+      progress(`${name}: exported to ${exportDir} as Qwen2-MoE; read back, perplexity within ${max_rel_diff.toExponential(1)} of the run's`);
+    }
+
     const mlpDense = layers.length * 3 * c.dim * c.hiddenDim;
     const mlpMoe = layers.length * (spec['v2.experts'] * c.dim + 3 * c.dim * (sharedNeurons + spec['v2.topK'] * expertNeurons));
     const variant: V2Variant = {
@@ -284,7 +314,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       activated_share: (sharedNeurons + spec['v2.topK'] * expertNeurons) / c.hiddenDim, points,
     };
     return {
-      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp,
+      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported,
       activated: { attention: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
     };
   } finally {
