@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { ViteDevServer } from 'vite';
-import { e2eSkip, keepScreenshot, loadDemoAndBrown, openStage, startPage } from './harness.ts';
+import { e2eSkip, keepScreenshot, loadDemoAndBrown, openStage, specLink, startPage, tableCells, waitTaskDone } from './harness.ts';
 
 const TASK_TIMEOUT_MS = 400_000;
 const DOMAINS = ['brown-news', 'brown-fiction', 'brown-humor'];
@@ -31,17 +31,8 @@ const RELOAD_AFTER = 6;
 
 const skip = e2eSkip();
 
-/** The perplexity table's cells, row by row. */
-async function table(page: Page): Promise<string[][]> {
-  return page.locator('.dive-table tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent ?? '')));
-}
-
-async function waitDone(page: Page): Promise<void> {
-  await page.getByTestId('task-bar').waitFor({ state: 'detached', timeout: TASK_TIMEOUT_MS });
-  const failed = page.locator('.task-error');
-  if (await failed.count()) assert.fail(`DIVE: ${await failed.innerText()}`);
-  await page.getByTestId('dive-results').waitFor({ timeout: 10_000 });
-}
+const table = (page: Page) => tableCells(page, '.dive-table');
+const waitDone = (page: Page) => waitTaskDone(page, 'dive-results', TASK_TIMEOUT_MS);
 
 async function piecesDone(page: Page): Promise<number> {
   return Number(/^(\d+) \//.exec(await page.locator('.progress-line .mono').innerText().catch(() => ''))?.[1] ?? 0);
@@ -57,7 +48,7 @@ test('DIVE: a shared spec runs in the tab, fills its charts and table, and a run
   try {
     let url: string;
     ({ server, browser, page, url } = await startPage(t, log));
-    const link = `${url}?s=1.j.${Buffer.from(JSON.stringify(SPEC)).toString('base64url')}`;
+    const link = specLink(url, SPEC);
     await page.goto(link);
     await loadDemoAndBrown(page);
     assert.deepEqual(await page.locator('.stages .nav-name').allInnerTexts(), ['Model', 'Data', 'DIVE'], "method 'dive' from the link: its stages");
@@ -106,7 +97,7 @@ test('DIVE: a shared spec runs in the tab, fills its charts and table, and a run
     const bad = join(dir, 'not-dive.json');
     writeFileSync(bad, JSON.stringify({ spec: { method: 'train' }, metrics: {} }));
     await page.getByLabel('DIVE results file').setInputFiles(bad);
-    await page.getByRole('alert').filter({ hasText: "not-dive.json: spec.method is \"train\"; this page shows DIVE runs (method 'dive')" }).waitFor({ timeout: 10_000 });
+    await page.getByRole('alert').filter({ hasText: "not-dive.json: spec.method is \"train\"; this page shows runs of method 'dive'" }).waitFor({ timeout: 10_000 });
     shot = 'dive-end.png';
   } finally {
     await keepScreenshot(t, page, shot);

@@ -99,3 +99,21 @@ export async function loadDemoAndBrown(page: Page): Promise<void> {
   await page.getByText(DEMO_NAME).first().waitFor({ timeout: 10_000 });
   await useBrownCorpus(page);
 }
+
+/** A results table's cells, row by row. */
+export async function tableCells(page: Page, selector: string): Promise<string[][]> {
+  return page.locator(`${selector} tbody tr`).evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent ?? '')));
+}
+
+/** Waits for the running task's bar to go, fails with the page's error if the task failed, then for `results` (a data-testid). */
+export async function waitTaskDone(page: Page, results: string, timeout: number): Promise<void> {
+  await page.getByTestId('task-bar').waitFor({ state: 'detached', timeout });
+  const failed = page.locator('.task-error');
+  if (await failed.count()) assert.fail(await failed.innerText());
+  await page.getByTestId(results).waitFor({ timeout: 10_000 });
+}
+
+/** A workbench URL whose run spec (the `s` parameter) is `spec`'s fields over the defaults. */
+export function specLink(url: string, spec: Record<string, unknown>): string {
+  return `${url}?s=1.j.${Buffer.from(JSON.stringify(spec)).toString('base64url')}`;
+}

@@ -15,7 +15,7 @@ import { compensationBias, flapScores, keptCount, poolStats, topChannels, varian
 import { columnMomentsRef } from '../src/ops/moments.ref.ts';
 import type { DiveMetrics, DiveModelRow } from '../src/methods/dive/run.ts';
 import { comparisonLine, diveComparisons } from '../src/methods/dive/report.ts';
-import { parseDiveFile } from '../src/state/dive-file.ts';
+import { parseDiveFile } from '../src/state/results-file.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
@@ -254,7 +254,7 @@ test('a DIVE results file: moefy run --json output or the metrics alone; anythin
   assert.deepEqual(parseDiveFile(JSON.stringify(metrics), 'm.json').domains, ['a', 'b']);
   const bad = (doc: unknown, re: RegExp) => assert.throws(() => parseDiveFile(typeof doc === 'string' ? doc : JSON.stringify(doc), 'f.json'), re);
   bad('{', /^Error: f\.json: not JSON/);
-  bad({ spec: { method: 'ladimo' }, metrics }, /f\.json: spec\.method is "ladimo"; this page shows DIVE runs/);
+  bad({ spec: { method: 'ladimo' }, metrics }, /f\.json: spec\.method is "ladimo"; this page shows runs of method 'dive'/);
   bad({ ...metrics, domains: [] }, /f\.json: metrics\.domains must be a non-empty list of domain names/);
   bad({ ...metrics, affinity: { ppl: [] } }, /f\.json: metrics\.affinity must be null or \{ ppl, normalised, correlation, merges \}/);
   bad({ ...metrics, models: [{ ...models[0], ppl: [1] }] }, /f\.json: metrics\.models\[0\] needs a name and 2 perplexities/);

@@ -1,5 +1,5 @@
 // UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export), of
-// whole-model training (Data → Train, method 'train') and of DIVE (Data → Experts, method 'dive'): the run spec (the same document as `moefy run` and
+// whole-model training (Data → Train, method 'train'), DIVE (Data → DIVE) and LLaMA-MoE v2 (Data → LLaMA-MoE v2): the run spec (the same document as `moefy run` and
 // the URL), the long task running in the worker with its progress, and the results. One long task at a
 // time; each stage's results replace those after it when re-run, since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
 import * as Comlink from 'comlink';
@@ -13,7 +13,8 @@ import type {
   DataSummary,
   DistillUpdate,
   DiveMetrics,
-  DiveResume,
+  PiecesResume,
+  V2Metrics,
   EvalPoint,
   LayerPolicy,
   LossPoint,
@@ -56,9 +57,9 @@ export interface RoutingDemo {
   error: string | null;
 }
 
-/** DIVE results on show: from a run in this tab ('run') or a file of `moefy run`'s metrics (its name). */
-export interface DiveView {
-  metrics: DiveMetrics;
+/** A method's results on show: from a run in this tab ('run') or a file of `moefy run`'s metrics (its name). */
+export interface ResultsView<M> {
+  metrics: M;
   source: 'run' | { file: string };
 }
 
@@ -83,9 +84,11 @@ interface PipelineStore {
   train: TrainResults | null;
   trainLive: TrainLive;
   trainResume: TrainResume | null;
-  /** method 'dive': results shown (a run in this tab, or a `moefy run` metrics file opened) and what is stored of the spec's run */
-  dive: DiveView | null;
-  diveResume: DiveResume | null;
+  /** methods 'dive' and 'llama-moe-v2': results shown (a run in this tab, or a `moefy run` metrics file opened) */
+  dive: ResultsView<DiveMetrics> | null;
+  v2: ResultsView<V2Metrics> | null;
+  /** what is stored of the spec's run (method 'dive' or 'llama-moe-v2') */
+  piecesResume: PiecesResume | null;
   storage: StorageReport | null;
   demo: RoutingDemo;
   setField<K extends SpecKey>(key: K, value: RunSpec[K]): void;
@@ -102,8 +105,9 @@ interface PipelineStore {
   setLayerPolicy(layer: number, policy: LayerPolicy): Promise<void>;
   /** spec + results as one JSON document (run-file.ts) */
   runFile(): string;
-  /** shows a DIVE metrics document (`moefy run` on a dive spec), from `source` (a file name) */
+  /** shows a metrics document of `moefy run` (a dive or llama-moe-v2 spec) from the file `source` */
   showDive(metrics: DiveMetrics, source: string): void;
+  showV2(metrics: V2Metrics, source: string): void;
   loadRunFile(spec: RunSpec, results: RunResults): void;
   /** the Qwen2-MoE folder's files, for the page to save */
   exportModel(): Promise<{ name: string; bytes: Uint8Array }[] | null>;
@@ -123,6 +127,7 @@ const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
   export: [],
   train: [],
   dive: [],
+  llamaMoeV2: [],
 };
 
 /** Stored distillation work this page has not loaded: a finished layer or one stopped part-way. */
@@ -178,7 +183,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     trainLive: NO_TRAIN_POINTS,
     trainResume: null,
     dive: null,
-    diveResume: null,
+    v2: null,
+    piecesResume: null,
     storage: null,
     demo: { text: 'Once upon a time, there was a little girl who loved to read books.', result: null, params: null, overrides: {}, busy: false, error: null },
 
@@ -204,6 +210,7 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
           train: null,
           trainLive: NO_TRAIN_POINTS,
           dive: s.dive?.source === 'run' ? null : s.dive,
+          v2: s.v2?.source === 'run' ? null : s.v2,
         }));
         clear('capture');
       } catch (e) {
@@ -278,6 +285,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
         }
         case 'dive':
           return task(stage, (p) => api.dive(spec, p), (metrics) => set({ dive: { metrics, source: 'run' } }));
+        case 'llamaMoeV2':
+          return task(stage, (p) => api.llamaMoeV2(spec, p), (metrics) => set({ v2: { metrics, source: 'run' } }));
       }
     },
 
@@ -289,10 +298,10 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
       const spec = get().spec;
       try {
         if (spec.method === 'train') set({ trainResume: await getEngine().trainResumeInfo(spec) });
-        else if (spec.method === 'dive') set({ diveResume: await getEngine().diveResumeInfo(spec) });
+        else if (spec.method === 'dive' || spec.method === 'llama-moe-v2') set({ piecesResume: await getEngine().piecesResumeInfo(spec) });
         else set({ resume: await getEngine().resumeInfo(spec) });
       } catch {
-        set(spec.method === 'train' ? { trainResume: null } : spec.method === 'dive' ? { diveResume: null } : { resume: null });
+        set(spec.method === 'train' ? { trainResume: null } : spec.method === 'dive' || spec.method === 'llama-moe-v2' ? { piecesResume: null } : { resume: null });
       }
     },
 
@@ -343,6 +352,10 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
 
     showDive(metrics, source) {
       set({ dive: { metrics, source: { file: source } } });
+    },
+
+    showV2(metrics, source) {
+      set({ v2: { metrics, source: { file: source } } });
     },
 
     loadRunFile(spec, results) {

@@ -1,7 +1,7 @@
 // The pipeline sidebar: Kernels (setup), the run spec's method, then its stages, each with its status
 // (done, running with its progress, interrupted, failed, or what it waits for): LaDiMo's Model → Data →
 // Construct → Distill → Route → Evaluate → Export, whole-model training's Model → Data → Train, or
-// DIVE's Model → Data → DIVE.
+// DIVE's and LLaMA-MoE v2's Model → Data → their page.
 import { useStore, type Stage } from '../state/store.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { interrupted, usePipeline } from '../state/pipeline.ts';
@@ -21,6 +21,7 @@ const STAGES: { id: StageId; name: string; what: string; tasks: TaskStage[] }[] 
   { id: 'export', name: 'Export', what: 'Qwen2-MoE folder, run file, link', tasks: ['export'] },
   { id: 'train', name: 'Train', what: 'Train the whole model on the text', tasks: ['train'] },
   { id: 'dive', name: 'DIVE', what: 'Mine domains, prune experts, retrain', tasks: ['dive'] },
+  { id: 'v2', name: 'LLaMA-MoE v2', what: 'MLP experts, two-stage post-training', tasks: ['llamaMoeV2'] },
 ];
 
 type Method = RunSpec['method'];
@@ -30,6 +31,7 @@ const WORKBENCH: Partial<Record<Method, { label: string; stages: StageId[] }>> =
   ladimo: { label: 'LaDiMo: dense → MoE', stages: ['model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export'] },
   train: { label: 'Train the whole model', stages: ['model', 'data', 'train'] },
   dive: { label: 'DIVE: experts from domain pruning', stages: ['model', 'data', 'dive'] },
+  'llama-moe-v2': { label: 'LLaMA-MoE v2: MLP experts + post-training', stages: ['model', 'data', 'v2'] },
 };
 
 const stagesOf = (m: Method): StageId[] => WORKBENCH[m]?.stages ?? ['model', 'data'];
@@ -38,7 +40,7 @@ const METHODS = FIELDS.find((f) => f.key === 'method')!.choices;
 function useStatuses(): Record<StageId, Status> {
   const model = useStore((s) => s.model.status);
   // Not the streamed loss points: the sidebar need not re-render with the chart.
-  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume, dive: s.dive, diveResume: s.diveResume })));
+  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume, dive: s.dive, v2: s.v2, piecesResume: s.piecesResume })));
   const r = p.results;
   const t = p.task;
   // a stage that starts from the model and the text: what it waits for, else `ready`
@@ -61,8 +63,13 @@ function useStatuses(): Record<StageId, Status> {
           : fromInputs({ kind: 'ready', text: 'Ready to train' }),
     dive: p.dive
       ? { kind: 'done', text: p.dive.source === 'run' ? `${p.dive.metrics.models.length} models measured` : `Shown from ${p.dive.source.file}` }
-      : p.diveResume
-        ? { kind: 'paused', text: `${p.diveResume.pieces} pieces stored: resume` }
+      : p.piecesResume
+        ? { kind: 'paused', text: `${p.piecesResume.pieces} pieces stored: resume` }
+        : fromInputs({ kind: 'ready', text: 'Ready to run' }),
+    v2: p.v2
+      ? { kind: 'done', text: p.v2.source === 'run' ? `${p.v2.metrics.points.length} scorings` : `Shown from ${p.v2.source.file}` }
+      : p.piecesResume
+        ? { kind: 'paused', text: `${p.piecesResume.pieces} constructions stored: resume` }
         : fromInputs({ kind: 'ready', text: 'Ready to run' }),
   };
   for (const s of STAGES) {

@@ -8,10 +8,11 @@ import type { LayerPolicy } from '../methods/ladimo/router-policy.ts';
 import type { RunSpec } from '../state/spec.ts';
 import type { TrainMetrics } from '../train/task.ts';
 import type { DiveMetrics } from '../methods/dive/run.ts';
+import type { V2Metrics } from '../methods/llama-moe-v2/run.ts';
 import type { EvalPoint, StepPoint } from '../train/trainer.ts';
 import type { StorageBackend } from './storage.ts';
 
-export type { DiveMetrics, EvalPoint, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
+export type { DiveMetrics, EvalPoint, V2Metrics, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
 
 // ----------------------------------------------------------------------------- data
 
@@ -204,10 +205,10 @@ export interface TrainResume {
   key: string;
 }
 
-// ----------------------------------------------------------------------------- DIVE (method 'dive')
+// ----------------------------------------------------------------------------- runs kept in pieces (methods 'dive', 'llama-moe-v2')
 
-/** What is stored of a DIVE run: its finished pieces (affinity rows, models' rows). */
-export interface DiveResume {
+/** What is stored of a DIVE or LLaMA-MoE v2 run: its finished pieces (affinity rows, models, constructions). */
+export interface PiecesResume {
   pieces: number;
   /** the run's StoredItem key, for deleteStored */
   key: string;
@@ -258,8 +259,13 @@ export interface PipelineApi {
    * run`'s metrics; each finished piece is stored, so a run stopped part-way resumes at the next.
    */
   dive(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<DiveMetrics>;
-  /** What is stored of this spec's DIVE run on the loaded model and data, or null. */
-  diveResumeInfo(spec: RunSpec): Promise<DiveResume | null>;
+  /**
+   * Method 'llama-moe-v2': LLaMA-MoE v2 (arXiv 2411.15708) on the loaded model and the data, `moefy run`'s
+   * metrics; each finished construction is stored, so a run stopped part-way resumes at the next.
+   */
+  llamaMoeV2(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<V2Metrics>;
+  /** What is stored of this spec's run (method 'dive' or 'llama-moe-v2') on the loaded model and data, or null. */
+  piecesResumeInfo(spec: RunSpec): Promise<PiecesResume | null>;
   /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
   cancel(): Promise<void>;
   storage(): Promise<StorageReport>;

@@ -4,8 +4,8 @@
 // the captured activations and distilled blocks stay on the GPU from one stage to the next, with its
 // checkpoints in browser storage (storage.ts, runs.ts), so a reload resumes. Stages run one at a time with
 // the model's other uses; progress reaches the page at most four times a second; cancel() stops the
-// running stage at its next step with an AbortError, its checkpoints kept. Methods 'train' (train.ts)
-// and 'dive' (dive.ts) run the same way, on copies of the loaded model.
+// running stage at its next step with an AbortError, its checkpoints kept. Methods 'train' (train.ts),
+// 'dive' and 'llama-moe-v2' (their pieces in pieces.ts) run the same way, on copies of the loaded model.
 import * as Comlink from 'comlink';
 import { fetchBrownSources } from '../data/brown.ts';
 import { convertLayers } from '../moe/block.ts';
@@ -33,7 +33,9 @@ import type {
 import { deleteRunItem, runItems, runKey } from './runs.ts';
 import { openBrowserStore, type BrowserStore } from './storage.ts';
 import { storedTraining, trainLoaded } from './train.ts';
-import { diveLoaded, storedDive } from './dive.ts';
+import { pieceMemo, storedPieces } from './pieces.ts';
+import { diveRun } from '../methods/dive/run.ts';
+import { v2Run } from '../methods/llama-moe-v2/run.ts';
 
 /** Bins of the w_m histograms over [0, 1]. */
 const HISTOGRAM_BINS = 50;
@@ -291,10 +293,24 @@ export function pipelineSession(models: ModelSession, openStore: () => Promise<B
       models.withModel('trainResumeInfo', async (loaded) => storedTraining(await getStore(), spec, loaded, needData('trainResumeInfo'))),
 
     dive: (spec, onProgress) =>
-      longTask('dive', onProgress, async (loaded, control) => diveLoaded(loaded, needData('dive'), spec, await getStore(), control)),
+      longTask('dive', onProgress, async (loaded, control) => {
+        const text = needData('dive');
+        const memo = await pieceMemo(await getStore(), spec, loaded, text, 'dive');
+        return diveRun(loaded.model.gpu, loaded.ckpt, text, spec, control, memo);
+      }),
 
-    diveResumeInfo: (spec) =>
-      models.withModel('diveResumeInfo', async (loaded) => storedDive(await getStore(), spec, loaded, needData('diveResumeInfo'))),
+    llamaMoeV2: (spec, onProgress) =>
+      longTask('llamaMoeV2', onProgress, async (loaded, control) => {
+        const text = needData('llamaMoeV2');
+        const memo = await pieceMemo(await getStore(), spec, loaded, text, 'llama-moe-v2');
+        return v2Run(loaded.model.gpu, { ckpt: loaded.ckpt, modelFiles: loaded.files }, text, spec, control, null, memo);
+      }),
+
+    piecesResumeInfo: (spec) =>
+      models.withModel('piecesResumeInfo', async (loaded) => {
+        if (spec.method !== 'dive' && spec.method !== 'llama-moe-v2') throw new Error(`piecesResumeInfo: method '${spec.method}' keeps no pieces`);
+        return storedPieces(await getStore(), spec, loaded, needData('piecesResumeInfo'), spec.method);
+      }),
 
     async cancel() {
       for (const a of running) a.abort();

@@ -8,7 +8,6 @@ import { checkpointIdentity } from '../methods/ladimo/checkpoint.ts';
 import type { TextData } from '../methods/ladimo/data.ts';
 import { baseName, readText } from '../model/source.ts';
 import type { RunSpec } from '../state/spec.ts';
-import { diveIdentity } from '../methods/dive/run.ts';
 import { trainIdentity } from '../train/task.ts';
 import type { ModelSummary } from './model.ts';
 import type { StoredItem } from './pipeline-types.ts';
@@ -37,7 +36,7 @@ export function runKey(spec: RunSpec, model: ModelSummary, data: TextData): Prom
 }
 
 /** `identity` with the loaded sources in place of the spec's paths, and its folder. */
-function loadedKey(identity: Record<string, unknown>, model: ModelSummary, data: TextData): Promise<RunKey> {
+export function loadedKey(identity: Record<string, unknown>, model: ModelSummary, data: TextData): Promise<RunKey> {
   for (const k of ['model', 'tokenizer', 'data']) delete identity[k];
   return keyOf({ ...identity, ...sources(model, data) });
 }
@@ -47,10 +46,6 @@ export function trainRunKey(spec: RunSpec, model: ModelSummary, data: TextData):
   return loadedKey(trainIdentity(spec), model, data);
 }
 
-/** A DIVE run's identity (src/methods/dive/run.ts diveIdentity, with the loaded sources) and its folder. */
-export function diveRunKey(spec: RunSpec, model: ModelSummary, data: TextData): Promise<RunKey> {
-  return loadedKey(diveIdentity(spec), model, data);
-}
 
 const SNAPSHOT = /^train-step-(\d+)\.json$/;
 
@@ -76,8 +71,8 @@ export async function dropOlderSnapshots(store: BrowserStore, dir: string, keep:
 
 type Part = 'capture' | 'checkpoint';
 
-/** A DIVE run's finished pieces are files `dive-<piece>.json` (methods/dive/run.ts checkpointMemo). */
-export const DIVE_PIECE = 'dive-';
+/** A method's finished pieces (RunCheckpoint.memo): DIVE's `dive-<piece>.json`, LLaMA-MoE v2's `v2-<piece>.json`. */
+const PIECE = /^(dive|v2)-.*\.json$/;
 
 /** Which item a run's file belongs to: capture.* to the capture, the rest (spec.json included) to the checkpoint. */
 const partOf = (file: string): Part => (file.startsWith('capture.') ? 'capture' : 'checkpoint');
@@ -113,7 +108,7 @@ export async function runItems(store: BrowserStore): Promise<StoredItem[]> {
     const done = numbered(/^layer-(\d+)-[^.]+\.json$/);
     const partial = numbered(/^layer-(\d+)-[^.]+\.partial\.json$/);
     const snapshots = numbered(SNAPSHOT);
-    const pieces = files.filter((f) => f.startsWith(DIVE_PIECE)).length;
+    const pieces = files.filter((f) => PIECE.test(f)).length;
     const what = [
       done.length && `distilled layers ${done.join(', ')}`,
       partial.length && `layer ${partial.join(', ')} part-way`,
@@ -147,6 +142,7 @@ async function runLabel(store: BrowserStore, dir: string): Promise<string> {
   const id = JSON.parse(await readText(spec)) as Record<string, unknown> & { model?: { name?: string } };
   const model = id.model?.name ?? 'model';
   if (id.method === 'dive') return [model, 'DIVE', `${id['dive.experts']} experts`, `k ${id['dive.topK']}`, `seed ${id.seed}`].join(' · ');
+  if (id.method === 'llama-moe-v2') return [model, 'LLaMA-MoE v2', `${id['v2.mlp']} ${id['v2.experts']} experts`, `${id['v2.stage1Steps']} + ${id['v2.stage2Steps']} steps`, `seed ${id.seed}`].join(' · ');
   if (id.method === 'train') return [model, 'training', `${id['train.steps']} steps of ${id['train.batchTokens']} tokens`, `seed ${id.seed}`].join(' · ');
   return [model, `layers ${id['construct.layers']}`, `${id['construct.experts']} experts`, `${id['train.steps']} steps`, `seed ${id.seed}`].join(' · ');
 }

@@ -6,7 +6,7 @@
 // same steps for every construction, and perplexity per domain again. The same run serves both hosts:
 // runDive opens the spec's files for the CLI; diveRun takes a checkpoint and text already open (the
 // workbench's loaded model and Data stage), reports as a TaskControl and can keep what it finished in a
-// DiveMemo (a checkpoint folder: checkpoint.dir in the CLI, the browser's store in the workbench), so a
+// PieceMemo (a checkpoint folder: checkpoint.dir in the CLI, the browser's store in the workbench), so a
 // run stopped part-way (a crash, Cancel, a reload) resumes at the first piece it had not finished.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
@@ -28,7 +28,7 @@ import { retrain, type RetrainResult } from './retrain.ts';
 import { diveComparisons, type DiveComparison } from './report.ts';
 import { trainTokens } from '../../train/data.ts';
 import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
-import { RunCheckpoint } from '../ladimo/checkpoint.ts';
+import { RunCheckpoint, type PieceMemo } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
@@ -111,22 +111,8 @@ function diveDomains(data: TextData, spec: RunSpec): TextDomain[] {
 const geomean = (v: readonly number[]) => Math.exp(v.reduce((s, x) => s + Math.log(x), 0) / v.length);
 const rows = (A: Float64Array, D: number) => Array.from({ length: D }, (_, i) => Array.from(A.subarray(i * D, (i + 1) * D)));
 
-/**
- * Finished pieces of a run by name (an affinity row, a model's results): get returns what put stored for
- * the same run, or null. checkpointMemo keeps them in a run's checkpoint folder.
- */
-export interface DiveMemo {
-  get<T>(name: string): Promise<T | null>;
-  put(name: string, value: unknown): Promise<void>;
-}
-
-/** Piece `name` as the metadata of the array-less set `dive-<name>` of a checkpoint folder. */
-export function checkpointMemo(cp: RunCheckpoint): DiveMemo {
-  return {
-    get: async <T>(name: string) => (await cp.loadArrays<T>(`dive-${name}`))?.meta ?? null,
-    put: (name, value) => cp.saveArrays(`dive-${name}`, {}, value),
-  };
-}
+/** Where a DIVE run keeps its pieces in a checkpoint folder: files `dive-<piece>.json`. */
+export const DIVE_PIECES = 'dive-';
 
 /**
  * What a DIVE run's pieces depend on: what trainIdentity reads (the retraining loop, the sources, the seed)
@@ -143,12 +129,12 @@ export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => 
   const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
   const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
   const dir = spec['checkpoint.dir'];
-  const memo = dir ? checkpointMemo(await RunCheckpoint.open(io, dir, diveIdentity(spec))) : undefined;
+  const memo = dir ? (await RunCheckpoint.open(io, dir, diveIdentity(spec))).memo(DIVE_PIECES) : undefined;
   return diveRun(gpu, ckpt, data, spec, { onLog: progress }, memo);
 }
 
 /** DIVE end to end on an open checkpoint and text; what `memo` holds of this run is reused, not recomputed. */
-export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: RunSpec, control: TaskControl, memo?: DiveMemo): Promise<DiveMetrics> {
+export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: RunSpec, control: TaskControl, memo?: PieceMemo): Promise<DiveMetrics> {
   if (spec.method !== 'dive') throw new SpecError('method', `'${spec.method}'; this runs specs whose method is 'dive'`);
   const N = spec['dive.experts'];
   const ratio = spec['dive.keptRatio'];

@@ -25,6 +25,15 @@ interface ArraysIndex<M> {
   meta: M;
 }
 
+/**
+ * Finished pieces of a run by name, as JSON (a DIVE affinity row, a construction's scores): what a method
+ * keeps so that a stopped run resumes at the first piece it had not finished.
+ */
+export interface PieceMemo {
+  get<T>(name: string): Promise<T | null>;
+  put(name: string, value: unknown): Promise<void>;
+}
+
 export class RunCheckpoint {
   /** The folder's files as last listed; null after a write or refresh(), so the next read lists it again. */
   private files: ByteSource[] | null = null;
@@ -114,6 +123,14 @@ export class RunCheckpoint {
     if (!saved) return null;
     const tensors = Object.fromEntries(Object.entries(saved.arrays).map(([k, a]) => [k, gpu.upload(a.data, a.shape, `${name}.${k}`)]));
     return { tensors, meta: saved.meta };
+  }
+
+  /** Pieces kept as the metadata of array-less sets named `<prefix><name>` (files `<prefix><name>.json`). */
+  memo(prefix: string): PieceMemo {
+    return {
+      get: async <T>(name: string) => (await this.loadArrays<T>(`${prefix}${name}`))?.meta ?? null,
+      put: (name, value) => this.saveArrays(`${prefix}${name}`, {}, value),
+    };
   }
 
   /** Deletes every file of `name`'s set, where the storage can delete (elsewhere they stay, unused). */

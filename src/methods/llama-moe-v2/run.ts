@@ -1,4 +1,4 @@
-// LLaMA-MoE v2 (arXiv 2411.15708) for the CLI (`moefy run`, method 'llama-moe-v2'): the MLPs of
+// LLaMA-MoE v2 (arXiv 2411.15708), `moefy run` with method 'llama-moe-v2' and the workbench's page: the MLPs of
 // construct.layers become MoE layers (build.ts: LaDiMo's capture of the FFN inputs → neuron statistics →
 // vanilla or residual MLP MoE, router initialisation), then the paper's two-stage post-training with the
 // language-modelling loss plus each layer's own balance loss (v2.balance) on the training engine:
@@ -12,6 +12,9 @@
 // With v2.compare, the paper's ablations join the run at stage 1's budget: the other MLP kind at matched
 // activated parameters (a vanilla MoE taking as many of its N experts as the residual MoE activates
 // neurons, or the reverse), and random routers in place of the spec's initialisation.
+// runLlamaMoeV2 opens the spec's files for the CLI; v2Run takes a checkpoint and text already open (the
+// workbench), reports as a TaskControl, stops at the next step on its signal, and keeps each finished
+// construction in a PieceMemo (checkpoint.dir, or the browser's store), so a stopped run resumes at the next.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { compareModels, throughput } from '../../eval/compare.ts';
@@ -30,7 +33,11 @@ import type { ByteSource } from '../../model/source.ts';
 import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
-import { train } from '../../train/trainer.ts';
+import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
+import { RunCheckpoint, type PieceMemo } from '../ladimo/checkpoint.ts';
+import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
+import { trainIdentity } from '../../train/task.ts';
+import { FIELDS } from '../../state/spec.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
@@ -68,6 +75,9 @@ export interface V2Stage {
   /** held-out loss (train.* windows of the stage's own text) before and after */
   loss_before: number;
   loss_after: number;
+  /** the training loss at each step, and the held-out readings */
+  curve: StepPoint[];
+  evals: EvalPoint[];
 }
 
 /** A compared construction, through stage 1 (the spec's own is the first row, through both stages). */
@@ -140,9 +150,12 @@ interface RunContext {
   /** the two stages' training text */
   texts: [TrainTokens, TrainTokens];
   progress: (m: string) => void;
-  /** the checkpoint's files (their tokenizer files go into an export) and where an export is written */
+  /** the checkpoint's files (their tokenizer files go into an export) and where an export is written (the CLI's) */
   modelFiles: readonly ByteSource[];
-  io: HostIO;
+  io: HostIO | null;
+  signal?: AbortSignal;
+  /** counts the steps trained, over every construction's stages */
+  tick: (steps: number, detail: string) => void;
 }
 
 /** The constructions v2.compare adds: the other MLP kind at matched activated neurons, and random routers (or k-means when the spec's are random). */
@@ -164,13 +177,37 @@ function variantName(s: RunSpec): string {
   return `${s['v2.mlp']}, ${s['v2.routerInit']} routers, top-${s['v2.topK']} of ${s['v2.experts']}`;
 }
 
+/** Where a run keeps its finished constructions in a checkpoint folder: files `v2-<n>.json`. */
+export const V2_PIECES = 'v2-';
+
+/** What a run's constructions depend on: the training loop's fields, the seed, the sources, and the v2.*, construction, calibration and evaluation fields. */
+export function v2Identity(spec: RunSpec): Record<string, unknown> {
+  const identity = trainIdentity(spec);
+  for (const { key } of FIELDS) if (/^(v2|construct|calibration|eval)\./.test(key)) identity[key] = spec[key];
+  return identity;
+}
+
+/** `moefy run` with method 'llama-moe-v2': the spec's model and data opened through the host; constructions kept in checkpoint.dir when set. */
 export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<V2Metrics> {
-  if (spec['v2.attention']) throw new SpecError('v2.attention', 'attention MoE is constructed and checked, but has no training op yet, so a run converts MLPs only: set it to false');
   const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
   const ckpt = await openCheckpoint(modelFiles);
+  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  const dir = spec['checkpoint.dir'];
+  const memo = dir ? (await RunCheckpoint.open(io, dir, v2Identity(spec))).memo(V2_PIECES) : undefined;
+  return v2Run(gpu, { ckpt, modelFiles }, data, spec, { onLog: progress }, io, memo);
+}
+
+/** The run on an open checkpoint and text; `io` writes export.dir (null: no export possible, the workbench). */
+export async function v2Run(
+  gpu: Gpu, source: { ckpt: Checkpoint; modelFiles: readonly ByteSource[] }, data: TextData, spec: RunSpec, control: TaskControl, io: HostIO | null, memo?: PieceMemo,
+): Promise<V2Metrics> {
+  if (spec.method !== 'llama-moe-v2') throw new SpecError('method', `'${spec.method}'; this runs specs whose method is 'llama-moe-v2'`);
+  if (spec['v2.attention']) throw new SpecError('v2.attention', 'attention MoE is constructed and checked, but has no training op yet, so a run converts MLPs only: set it to false');
+  if (spec['export.dir'] && !io) throw new SpecError('export.dir', 'the workbench cannot write a folder by path; leave it empty (moefy run writes it)');
+  const { ckpt, modelFiles } = source;
+  const progress = (m: string) => control.onLog?.(m);
   const tok = ckpt.tokenizer;
   checkTokenizer(tok, ckpt.config, { allowPadded: true });
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
   const stage1Domains = pickDomains(data, spec, 'v2.stage1Domains');
   const stage2Domains = pickDomains(data, spec, 'v2.stage2Domains');
   const c = ckpt.config;
@@ -193,13 +230,29 @@ export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: strin
     const calib = (await calibrationWindows(data, spec, tok, window)).map((w) => w.ids);
     const cap = await captureFfn(dense, calib, layers, spec['calibration.tokens']);
     try {
-      const ctx: RunContext = { gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io };
+      const compared = spec['v2.compare'] ? comparedSpecs(spec, c.hiddenDim) : [];
+      // progress counts training steps: both stages of the spec's construction, stage 1 of each compared one
+      const tick = meter(control, 'llamaMoeV2', 'steps', spec['v2.stage1Steps'] + spec['v2.stage2Steps'] + compared.length * spec['v2.stage1Steps']);
+      let stepsDone = 0;
+      const ctx: RunContext = {
+        gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io, signal: control.signal,
+        tick: (n, detail) => tick(stepsDone + n, detail),
+      };
       const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
-      const main = await convertAndTrain(ctx, spec, variantName(spec), 2, tpIds, spec['export.dir'] || null);
+      // each construction is a piece: read back when a stopped run kept it
+      const piece = async <T>(n: number, steps: number, f: () => Promise<T>): Promise<T> => {
+        throwIfAborted(control.signal, 'LLaMA-MoE v2');
+        const kept = memo ? await memo.get<T>(String(n)) : null;
+        const v = kept ?? (await f());
+        if (memo && kept === null) await memo.put(String(n), v);
+        stepsDone += steps;
+        return v;
+      };
+      const main = await piece(0, spec['v2.stage1Steps'] + spec['v2.stage2Steps'], () => convertAndTrain(ctx, spec, variantName(spec), 2, tpIds, spec['export.dir'] || null));
       let comparison: V2Variant[] | null = null;
-      if (spec['v2.compare']) {
+      if (compared.length) {
         comparison = [main.variant];
-        for (const v of comparedSpecs(spec, c.hiddenDim)) comparison.push((await convertAndTrain(ctx, v.spec, v.name, 1, null)).variant);
+        for (const [i, v] of compared.entries()) comparison.push((await piece(i + 1, spec['v2.stage1Steps'], () => convertAndTrain(ctx, v.spec, v.name, 1, null))).variant);
       }
       return {
         device: gpu.describe(),
@@ -281,12 +334,20 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       try {
         const params = m.params.counts();
         progress(`${name}, stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
-        const r = await train(m, tokens, { ...loopOptions(spec), steps: spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'], onProgress: throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000) });
+        const before = stage === 2 ? spec['v2.stage1Steps'] : 0;
+        const print = throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000);
+        const r = await train(m, tokens, {
+          ...loopOptions(spec), steps: spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'], signal: ctx.signal,
+          onProgress: (p) => {
+            print(p);
+            ctx.tick(before + p.step, `${name}, stage ${stage}: step ${p.step}/${p.steps}, loss ${p.point.loss.toFixed(3)}`);
+          },
+        });
         // the scores read the inference forward, which has no adapters: fold them in (stage 2 adapts the result)
         mergeLora(m.params, m.lora);
         stages.push({
           stage, domains: tokens.domains, replay: stage === 2 ? spec['v2.stage2Replay'] : 0, steps: r.step, tokens: r.tokens, seconds: r.seconds,
-          tokens_per_s: r.tokensPerS, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss,
+          tokens_per_s: r.tokensPerS, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss, curve: r.curve, evals: r.evals,
         });
       } finally {
         releaseTrainModel(m);
@@ -298,7 +359,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
     let exported: V2Metrics['export'] = null;
     if (exportDir) {
       const files = await exportV2(student, built, spec, ctx.modelFiles);
-      for (const f of files) await ctx.io.write(`${exportDir}/${f.name}`, f.bytes);
+      for (const f of files) await ctx.io!.write(`${exportDir}/${f.name}`, f.bytes);
       const back = await exportedPerplexity(student, files, [...ctx.evals.values()]);
       const last = points.at(-1)!.scores;
       const max_rel_diff = Math.max(...back.map((p, i) => Math.abs(p / last[i].ppl - 1)));

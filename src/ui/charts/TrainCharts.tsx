@@ -110,3 +110,44 @@ export function ThroughputChart({ rates }: { rates: readonly RatePoint[] }) {
     />
   );
 }
+
+export interface StageCurve {
+  /** 'stage 1 (brown-*)' */
+  label: string;
+  curve: readonly StepPoint[];
+  evals: readonly EvalPoint[];
+}
+
+/**
+ * Training loss of consecutive stages (LLaMA-MoE v2's post-training) on one step axis: each stage's steps
+ * continue the one before, its held-out readings as dots of the same colour (each stage holds out its own text).
+ */
+export function StageLossChart({ stages }: { stages: readonly StageCurve[] }) {
+  const series = useMemo((): PlotSeries[] => {
+    let offset = 0;
+    return stages.flatMap((s, i) => {
+      const at = offset;
+      offset += s.curve.at(-1)?.step ?? 0;
+      const color = seriesColor(i, stages.length);
+      return [
+        { key: `train-${i}`, label: `${s.label}: training loss`, color, mark: 'line' as const, points: s.curve.map((p) => ({ x: at + p.step, y: p.loss })) },
+        { key: `held-${i}`, label: `${s.label}: held-out`, color, mark: 'dot' as const, points: s.evals.map((e) => ({ x: at + e.step, y: e.loss })) },
+      ];
+    });
+  }, [stages]);
+  return (
+    <StepChart
+      id="stage-loss"
+      title="Training loss by stage"
+      caption="Mean next-token cross-entropy of each step's sequences, stage after stage, with each stage's held-out readings on its own text."
+      series={series}
+      scale="linear"
+      yLabel="cross-entropy (nats)"
+      csv={{
+        header: ['stage', 'series', 'step', 'loss'],
+        rows: stages.flatMap((s) => [...s.curve.map((p) => [s.label, 'training', p.step, p.loss]), ...s.evals.map((e) => [s.label, 'held-out', e.step, e.loss])]),
+      }}
+      summary={stages.map((s, i) => `${s.label}: training loss ${span(series[2 * i].points)}`).join('; ')}
+    />
+  );
+}

@@ -9,4 +9,4 @@ export { LossChart, type LossChartProps, type LossCurve } from './LossChart.tsx'
 export { PolicyTable, type PolicyTableProps } from './PolicyTable.tsx';
 export { RoutingHistograms, type RoutingHistogramsProps } from './RoutingHistograms.tsx';
 export { SensitivityBars, type SensitivityBarsProps } from './SensitivityBars.tsx';
-export { GradNormChart, LearningRateChart, ThroughputChart, TrainLossChart, type TrainLossChartProps } from './TrainCharts.tsx';
+export { GradNormChart, LearningRateChart, StageLossChart, ThroughputChart, TrainLossChart, type StageCurve, type TrainLossChartProps } from './TrainCharts.tsx';

@@ -4,19 +4,18 @@
 // retraining stages. Its finished pieces are stored, so Cancel or a reload resumes. The page shows the run
 // (or a `moefy run --json` file opened here): the affinity heatmap ordered by the dendrogram beside it, the
 // clusters, the perplexity table with DIVE against each baseline in words, and the routing analysis.
-import { useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { comparisonLine } from '../../methods/dive/report.ts';
 import type { DiveMetrics, DiveModelRow } from '../../methods/dive/run.ts';
-import { parseDiveFile } from '../../state/dive-file.ts';
+import { parseDiveFile } from '../../state/results-file.ts';
 import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
-import { useStore } from '../../state/store.ts';
 import { AffinityHeatmap } from '../charts/AffinityHeatmap.tsx';
 import { ExpertLoadHeatmap } from '../charts/index.ts';
 import { seriesColor } from '../charts/palette.ts';
 import { fmtDuration } from '../format.ts';
-import { PageHead, RunButton, TaskBar, Waiting, useResumeInfo } from './common.tsx';
-import { SpecField } from './SpecField.tsx';
+import { PageHead, SpecPanel, useResumeInfo } from './common.tsx';
+import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['calibration.domains', 'dive.experts', 'dive.topK', 'dive.keptRatio', 'dive.clusters', 'dive.calibTokens', 'dive.evalWindows', 'eval.window'];
 const RETRAINING: SpecKey[] = ['dive.stage1Steps', 'dive.temperature', 'dive.stage2Steps', 'dive.loraRank', 'dive.routerNoise', 'train.batchTokens', 'train.seqLen', 'train.lr', 'train.warmup', 'seed'];
@@ -55,120 +54,38 @@ export function DiveStage() {
 function Settings() {
   return (
     <>
-      <section className="panel" aria-labelledby="dive-construct-title">
-        <div className="panel-head">
-          <div>
-            <h2 id="dive-construct-title">Experts from pruning</h2>
-            <p className="panel-sub">
-              Each k/N model keeps dive.keptRatio / k of every FFN's channels per expert, so a token activates as many FFN channels as the FLAP baseline keeps.
-            </p>
-          </div>
-        </div>
-        <div className="panel-body field-grid">
-          {CONSTRUCTION.map((k) => (
-            <SpecField key={k} k={k} />
-          ))}
-        </div>
-      </section>
-      <section className="panel" aria-labelledby="dive-retrain-title">
-        <div className="panel-head">
-          <div>
-            <h2 id="dive-retrain-title">Retraining</h2>
-            <p className="panel-sub">
-              Stage 1 trains the routers with every expert active through softmax(z / t); stage 2 trains LoRA on the experts and the norms under top-k.
-              Every construction gets the same steps; both at 0 measures the constructions alone.
-            </p>
-          </div>
-        </div>
-        <div className="panel-body field-grid">
-          {RETRAINING.map((k) => (
-            <SpecField key={k} k={k} />
-          ))}
-        </div>
-      </section>
+      <SpecPanel
+        id="dive-construct"
+        title="Experts from pruning"
+        sub="Each k/N model keeps dive.keptRatio / k of every FFN's channels per expert, so a token activates as many FFN channels as the FLAP baseline keeps."
+        keys={CONSTRUCTION}
+      />
+      <SpecPanel
+        id="dive-retrain"
+        title="Retraining"
+        sub="Stage 1 trains the routers with every expert active through softmax(z / t); stage 2 trains LoRA on the experts and the norms under top-k. Every construction gets the same steps; both at 0 measures the constructions alone."
+        keys={RETRAINING}
+      />
     </>
   );
 }
 
 function RunPanel() {
-  const modelReady = useStore((s) => s.model.status === 'ready');
-  const dataReady = usePipeline((s) => s.data.status === 'ready');
-  const stored = usePipeline((s) => s.diveResume);
-  const view = usePipeline((s) => s.dive);
-  const run = usePipeline((s) => s.run);
-  const deleteStored = usePipeline((s) => s.deleteStored);
+  const shown = usePipeline((s) => s.dive?.source);
   const showDive = usePipeline((s) => s.showDive);
-  const running = usePipeline((s) => s.task.status === 'running' && s.task.stage === 'dive');
-  const input = useRef<HTMLInputElement>(null);
-  const [fileError, setFileError] = useState<string | null>(null);
-  const open = async (f: File) => {
-    try {
-      setFileError(null);
-      showDive(parseDiveFile(await f.text(), f.name), f.name);
-    } catch (e) {
-      setFileError((e as Error).message);
-    }
-  };
   return (
-    <section className="panel" aria-labelledby="dive-run-title" data-dive={view ? 'shown' : 'none'}>
-      <div className="panel-head">
-        <div>
-          <h2 id="dive-run-title">Run</h2>
-          <p className="panel-sub">
-            Each finished piece (a domain's row of the affinity matrix, a model's perplexities and retraining) is stored in this browser, so Cancel or a
-            reload resumes at the next. A run made with <code>moefy run --json</code> opens here too.
-          </p>
-        </div>
-      </div>
-      <div className="panel-body">
-        {!modelReady ? (
-          <Waiting title="No model loaded" href="#model" action="Load a model">
-            DIVE prunes the loaded model's FFNs: load one first, or open a results file.
-          </Waiting>
-        ) : !dataReady ? (
-          <Waiting title="No text chosen" href="#data" action="Choose text">
-            Each calibration domain of the Data stage prunes the FFNs once: choose the text first.
-          </Waiting>
-        ) : null}
-        {stored && !running && view?.source !== 'run' && (
-          <div className="callout callout-info resume-offer" role="status">
-            <div className="callout-title">Part of this spec's run is stored</div>
-            <p>{stored.pieces} finished pieces are in this browser's storage: running reads them back and computes only what is missing.</p>
-          </div>
-        )}
-        {fileError && (
-          <div className="callout callout-bad" role="alert">
-            <p>{fileError}</p>
-          </div>
-        )}
-        <TaskBar stages={['dive']} />
-      </div>
-      <div className="panel-foot actions">
-        <RunButton onClick={() => void run('dive')} disabled={!modelReady || !dataReady}>
-          {stored ? 'Run DIVE (resume)' : 'Run DIVE'}
-        </RunButton>
-        <RunButton primary={false} onClick={() => input.current?.click()}>
-          Open results (moefy run --json)…
-        </RunButton>
-        <input
-          ref={input}
-          type="file"
-          accept=".json,application/json"
-          hidden
-          aria-label="DIVE results file"
-          onChange={(e) => {
-            const f = e.target.files?.[0];
-            e.target.value = '';
-            if (f) void open(f);
-          }}
-        />
-        {stored && (
-          <RunButton primary={false} onClick={() => void deleteStored(stored.key)}>
-            Delete the stored run
-          </RunButton>
-        )}
-      </div>
-    </section>
+    <PiecesRun
+      stage="dive"
+      name="DIVE"
+      pieces="finished pieces"
+      needsModel="DIVE prunes the loaded model's FFNs: load one first, or open a results file."
+      needsData="Each calibration domain of the Data stage prunes the FFNs once: choose the text first."
+      showsRun={shown === 'run'}
+      open={(text, file) => showDive(parseDiveFile(text, file), file)}
+    >
+      Each finished piece (a domain's row of the affinity matrix, a model's perplexities and retraining) is stored in this browser, so Cancel or a reload
+      resumes at the next. A run made with <code>moefy run --json</code> opens here too.
+    </PiecesRun>
   );
 }
 

@@ -4,6 +4,8 @@ import { useEffect, type ReactNode } from 'react';
 import { usePipeline } from '../../state/pipeline.ts';
 import { useStore } from '../../state/store.ts';
 import type { TaskStage } from '../../worker/pipeline-types.ts';
+import type { SpecKey } from '../../state/spec.ts';
+import { SpecField } from './SpecField.tsx';
 import { fmtDuration, fmtEta, fmtInt } from '../format.ts';
 import { useTicker } from '../hooks.ts';
 
@@ -28,6 +30,7 @@ const VERB: Record<TaskStage, string> = {
   export: 'Exporting',
   train: 'Training',
   dive: 'Running DIVE',
+  llamaMoeV2: 'Running LLaMA-MoE v2',
 };
 
 /** What to do after the errors a stage can end with (by error name). */
@@ -156,5 +159,24 @@ export function MetricCards({ cards, testId, children }: { cards: MetricCard[]; 
       ))}
       {children}
     </div>
+  );
+}
+
+/** A panel of spec controls (SpecField per key) under a title and a line on what they set. */
+export function SpecPanel({ id, title, sub, keys }: { id: string; title: string; sub: ReactNode; keys: readonly SpecKey[] }) {
+  return (
+    <section className="panel" aria-labelledby={`${id}-title`}>
+      <div className="panel-head">
+        <div>
+          <h2 id={`${id}-title`}>{title}</h2>
+          <p className="panel-sub">{sub}</p>
+        </div>
+      </div>
+      <div className="panel-body field-grid">
+        {keys.map((k) => (
+          <SpecField key={k} k={k} />
+        ))}
+      </div>
+    </section>
   );
 }

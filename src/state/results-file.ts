@@ -1,0 +1,64 @@
+// A results file: what `moefy run --json` prints ({ spec, metrics }), or the metrics alone, for a spec
+// whose method is 'dive' or 'llama-moe-v2'. Their pages open one to show a run made elsewhere (a GPU server,
+// a colleague's machine) with the same charts and tables as a run in the tab; an error names the file and
+// what is missing.
+import { diveComparisons } from '../methods/dive/report.ts';
+import type { DiveMetrics } from '../methods/dive/run.ts';
+import type { V2Metrics } from '../methods/llama-moe-v2/run.ts';
+
+type Need = (k: string, ok: (v: unknown) => boolean, what: string) => void;
+
+/** The metrics object of the file, checked to be the method's; `need` checks one of its fields. */
+function metricsOf(text: string, file: string, method: string): { m: Record<string, unknown>; need: Need } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const o = doc as Record<string, unknown> | null;
+  const m = (o && typeof o === 'object' && 'metrics' in o ? o.metrics : o) as Record<string, unknown> | null;
+  if (!m || typeof m !== 'object') throw new Error(`${file}: expected an object, { spec, metrics } as moefy run --json prints it`);
+  const spec = o?.spec as { method?: unknown } | undefined;
+  if (spec && spec.method !== method) throw new Error(`${file}: spec.method is ${JSON.stringify(spec.method)}; this page shows runs of method '${method}'`);
+  const need: Need = (k, ok, what) => {
+    if (!ok(m[k])) throw new Error(`${file}: metrics.${k} must be ${what}`);
+  };
+  return { m, need };
+}
+
+const list = (v: unknown) => Array.isArray(v) && v.length > 0;
+
+export function parseDiveFile(text: string, file: string): DiveMetrics {
+  const { m, need } = metricsOf(text, file, 'dive');
+  need('domains', (v) => list(v) && (v as unknown[]).every((x) => typeof x === 'string'), 'a non-empty list of domain names');
+  const D = (m.domains as string[]).length;
+  need('models', list, 'a non-empty list of models');
+  need('clusters', (v) => !!v && Array.isArray((v as { groups?: unknown }).groups), 'an object with the experts\' domain groups');
+  need('affinity', (v) => v === null || (typeof v === 'object' && ['ppl', 'normalised', 'correlation', 'merges'].every((k) => Array.isArray((v as Record<string, unknown>)[k]))), 'null or { ppl, normalised, correlation, merges }');
+  need('comparisons', (v) => v === undefined || Array.isArray(v), 'a list, or absent (older files: computed here)');
+  (m.models as Record<string, unknown>[]).forEach((r, i) => {
+    if (typeof r?.name !== 'string' || !Array.isArray(r.ppl) || r.ppl.length !== D) throw new Error(`${file}: metrics.models[${i}] needs a name and ${D} perplexities (one per domain)`);
+  });
+  const metrics = m as unknown as DiveMetrics;
+  return { ...metrics, comparisons: metrics.comparisons ?? diveComparisons(metrics.models) };
+}
+
+export function parseV2File(text: string, file: string): V2Metrics {
+  const { m, need } = metricsOf(text, file, 'llama-moe-v2');
+  need('dense', list, 'a non-empty list of { domain, ppl }');
+  const domains = (m.dense as { domain?: unknown }[]).map((d) => d?.domain);
+  need('points', list, 'a non-empty list of scores after construction and after each stage');
+  (m.points as Record<string, unknown>[]).forEach((p, i) => {
+    const scores = p?.scores as { domain?: unknown }[] | undefined;
+    if (typeof p?.after !== 'string' || !Array.isArray(scores) || scores.map((s) => s?.domain).join() !== domains.join()) {
+      throw new Error(`${file}: metrics.points[${i}] needs 'after' and a score for each of the ${domains.length} domains (${domains.join(', ')})`);
+    }
+  });
+  need('stages', (v) => Array.isArray(v), 'a list of the post-training stages');
+  need('construction', (v) => !!v && typeof v === 'object', 'the construction (v2.* settings and neuron counts)');
+  need('activated', (v) => !!v && typeof (v as { mlp_share?: unknown }).mlp_share === 'number', 'the activated parameters ({ attention, mlp_dense, mlp_moe, mlp_share })');
+  // files from before export and the comparison have neither
+  const metrics = m as unknown as V2Metrics;
+  return { ...metrics, comparison: metrics.comparison ?? null, export: metrics.export ?? null };
+}
