@@ -1,7 +1,7 @@
 // End to end, LLaMA-MoE v2 in the browser as a shared link opens it: a spec with method 'llama-moe-v2' in
 // the URL (the demo model's last 2 MLPs as residual MoE, 2 + 2 post-training steps on two Brown genres, the
 // constructions compared), the demo model and the Brown Corpus. The run fills the cards, the perplexity
-// table, the loss curves by stage and the comparison; a reload finds the 3 constructions stored and
+// table, the loss curves by stage, the expert load and the comparison; a reload finds the 3 constructions stored and
 // running again reads them back to the same table. Screenshot: e2e/artifacts/v2-*.png.
 //
 //   node scripts/test.mjs e2e/llama-moe-v2.e2e.ts
@@ -51,6 +51,7 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
     }
     assert.ok(Number(await page.locator('[data-chart="stage-loss"]').getAttribute('data-points')) >= 4, 'the loss curves of both stages');
     assert.equal(await page.getByRole('table', { name: 'LLaMA-MoE v2 constructions compared' }).locator('tbody tr').count(), 3);
+    assert.equal(await page.locator('[data-chart="expert-load"]').getAttribute('data-points'), '8', 'expert load: 2 layers × 4 experts');
     await keepScreenshot(t, page, 'v2-results.png');
 
     // ---- a reload: the constructions are stored, and read back to the same numbers

@@ -182,6 +182,10 @@ test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after con
   const [built] = m.points;
   assert.ok(built.scores.every((s, i) => s.ppl > m.dense[i].ppl && s.agreement < 1 && s.kl > 0), 'the converted model differs from the dense one');
   assert.deepEqual(m.stages.map((s) => [s.stage, s.domains, s.replay, s.steps]), [[1, ['brown-fiction'], 0, 4], [2, ['code', 'math', 'brown-fiction'], 0.2, 4]]);
+  // each stage's loss curve, and the routed experts' load per layer after the last stage
+  assert.deepEqual(m.stages.map((s) => [s.curve.length, s.evals.map((e) => e.step)]), [[4, [0, 4]], [4, [0, 4]]]);
+  assert.deepEqual(m.expert_load.map((r) => r.layer), [3, 4]);
+  for (const r of m.expert_load) assert.ok(r.share.length === 4 && Math.abs(r.share.reduce((a, b) => a + b, 0) - 1) < 1e-9, `layer ${r.layer}: ${r.share}`);
   // v2.compare: the spec's construction, vanilla at matched activated neurons, random routers; each through stage 1
   assert.deepEqual(m.comparison!.map((v) => [v.name, v.points.map((p) => p.after)]), [
     ['residual, hidden-kmeans routers, top-2 of 4', ['construction', 'stage 1', 'stage 2']],

@@ -58,7 +58,7 @@ export function parseV2File(text: string, file: string): V2Metrics {
   need('stages', (v) => Array.isArray(v), 'a list of the post-training stages');
   need('construction', (v) => !!v && typeof v === 'object', 'the construction (v2.* settings and neuron counts)');
   need('activated', (v) => !!v && typeof (v as { mlp_share?: unknown }).mlp_share === 'number', 'the activated parameters ({ attention, mlp_dense, mlp_moe, mlp_share })');
-  // files from before export and the comparison have neither
+  // files from before the comparison, the export or the expert load have none
   const metrics = m as unknown as V2Metrics;
-  return { ...metrics, comparison: metrics.comparison ?? null, export: metrics.export ?? null };
+  return { ...metrics, comparison: metrics.comparison ?? null, export: metrics.export ?? null, expert_load: metrics.expert_load ?? [] };
 }

@@ -20,7 +20,7 @@ import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
 import { convertLayers, type MoeLayer } from '../../moe/block.ts';
 import { matmul } from '../../ops/matmul.ts';
-import { routeTokens } from '../ladimo/profile.ts';
+import { expertShares } from '../ladimo/profile.ts';
 import { perplexity } from '../../eval/perplexity.ts';
 import type { TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel, trainModel, type TrainModel, type TrainMoeLayer } from '../../train/llama-train.ts';
@@ -183,11 +183,8 @@ async function servedEvaluation(
     const expert_share: number[][][] = [];
     for (const windows of evalSets) {
       ppl.push((await perplexity(model, windows)).ppl);
-      const counts = uploaded.map((L) => new Array<number>(L.weights.router.shape[0]).fill(0));
-      for (const w of windows) {
-        for (const [l, r] of await routeTokens(model, blocks, w)) for (const es of r.experts) for (const e of es) counts[l][e]++;
-      }
-      expert_share.push(counts.map((c) => c.map((n) => n / c.reduce((a, b) => a + b, 0))));
+      const shares = await expertShares(model, blocks, windows);
+      expert_share.push(uploaded.map((_, l) => shares.get(l)!));
     }
     return { ppl, expert_share };
   } finally {

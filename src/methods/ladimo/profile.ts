@@ -91,3 +91,16 @@ export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number,
   });
   return out;
 }
+
+/** Per MoE layer, the share of the windows' (token, slot) assignments each expert receives (expert load). */
+export async function expertShares(model: LlamaModel, blocks: ReadonlyMap<number, MoeBlock>, windows: readonly (readonly number[])[]): Promise<Map<number, number[]>> {
+  const counts = new Map<number, number[]>();
+  for (const w of windows) {
+    for (const [l, r] of await routeTokens(model, blocks, w)) {
+      const c = counts.get(l) ?? new Array<number>(r.probs[0]?.length ?? 0).fill(0);
+      for (const es of r.experts) for (const e of es) c[e]++;
+      counts.set(l, c);
+    }
+  }
+  return new Map([...counts].map(([l, c]) => [l, c.map((n) => n / c.reduce((a, b) => a + b, 0))]));
+}

@@ -24,7 +24,7 @@ import type { Checkpoint } from '../../model/weights.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
-import { convertLayers } from '../../moe/block.ts';
+import { convertLayers, type MoeBlock } from '../../moe/block.ts';
 import { SpecError, specLayers, type RunSpec } from '../../state/spec.ts';
 import { trainTokens, type TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel } from '../../train/llama-train.ts';
@@ -39,6 +39,7 @@ import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { FIELDS } from '../../state/spec.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
+import { expertShares } from '../ladimo/profile.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
 import { constructMlpLayers, inferenceLayers, sharedNeuronCount, trainLayers, type ConstructedLayer } from './build.ts';
@@ -109,6 +110,8 @@ export interface V2Metrics {
   /** v2.compare: every construction through stage 1 at the same budget, the spec's first */
   comparison: V2Variant[] | null;
   throughput: { prefill_dense: number; prefill_moe: number; decode_dense: number; decode_moe: number };
+  /** per converted layer, the share of the held-out assignments (every stage domain's windows) each routed expert receives, after the last stage */
+  expert_load: { layer: number; share: number[] }[];
   /** export.dir: the Qwen2-MoE folder written after the last stage, and its perplexity read back (equal to the last point's) */
   export: { dir: string; files: string[]; ppl_read_back: { domain: string; ppl: number }[]; max_rel_diff: number } | null;
 }
@@ -269,6 +272,7 @@ export async function v2Run(
         comparison,
         throughput: main.throughput!,
         export: main.exported,
+        expert_load: main.expertLoad,
       };
     } finally {
       for (const L of cap.layers.values()) [L.x, L.fx].forEach((t) => t.release());
@@ -297,10 +301,10 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
 
     // ---- scores of the student as it stands, its MLPs converted, against the dense model
     const denseScores: V2Metrics['dense'] = [];
-    const withMoe = async <T>(f: () => Promise<T>): Promise<T> => {
+    const withMoe = async <T>(f: (blocks: ReadonlyMap<number, MoeBlock>) => Promise<T>): Promise<T> => {
       const blocks = convertLayers(student, inferenceLayers(built!, spec));
       try {
-        return await f();
+        return await f(blocks);
       } finally {
         for (const l of layers) student.restoreDense(l);
         for (const b of blocks.values()) b.release();
@@ -355,6 +359,10 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       points.push(await score(stage === 1 ? 'stage 1' : 'stage 2'));
     }
 
+    // ---- expert load after the last stage, over every stage domain's held-out windows
+    const expertLoad = await withMoe(async (blocks) => [...(await expertShares(student, blocks, [...ctx.evals.values()].flat()))]
+      .map(([layer, share]) => ({ layer, share })).sort((a, b) => a.layer - b.layer));
+
     // ---- export, and the folder read back must score as the last point did
     let exported: V2Metrics['export'] = null;
     if (exportDir) {
@@ -375,7 +383,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       activated_share: (sharedNeurons + spec['v2.topK'] * expertNeurons) / c.hiddenDim, points,
     };
     return {
-      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported,
+      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported, expertLoad,
       activated: { attention: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
     };
   } finally {

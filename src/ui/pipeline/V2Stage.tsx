@@ -10,7 +10,7 @@ import type { V2Metrics } from '../../methods/llama-moe-v2/run.ts';
 import { parseV2File } from '../../state/results-file.ts';
 import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
-import { StageLossChart } from '../charts/index.ts';
+import { ExpertLoadHeatmap, StageLossChart } from '../charts/index.ts';
 import { fmtCount } from '../format.ts';
 import { MetricCards, PageHead, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
@@ -110,6 +110,14 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
       </section>
       <PerplexityTable m={m} />
       {stages.some((s) => s.curve.length) && <StageLossChart stages={stages} />}
+      {m.expert_load.length > 0 && (
+        <ExpertLoadHeatmap
+          rowKind="layer"
+          rows={m.expert_load.map((r) => ({ label: `Layer ${r.layer}`, key: r.layer, shares: r.share }))}
+          what={`After the last stage: share of the held-out token assignments per routed expert${m.construction.shared_neurons ? ' (the shared expert takes every token besides)' : ''}`}
+          stage="LLaMA-MoE v2"
+        />
+      )}
       {m.comparison && <Comparison m={m} />}
     </>
   );
