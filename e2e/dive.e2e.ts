@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
-import { e2eSkip, keepScreenshot, loadDemoAndBrown, openStage, specLink, startPage, tableCells, waitTaskDone } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { e2eSkip, keepScreenshot, loadDemoAndBrown, onPage, openStage, specLink, tableCells, waitTaskDone } from './harness.ts';
 
 const TASK_TIMEOUT_MS = 400_000;
 const DOMAINS = ['brown-news', 'brown-fiction', 'brown-humor'];
@@ -39,71 +38,61 @@ async function piecesDone(page: Page): Promise<number> {
 }
 
 test('DIVE: a shared spec runs in the tab, fills its charts and table, and a run reloaded part-way resumes to the same numbers', { skip, timeout: 900_000 }, async (t) => {
-  let server: ViteDevServer | undefined;
-  let browser: Browser | undefined;
-  let page: Page | undefined;
-  const log: string[] = [];
-  let shot = 'dive-failure.png';
   const dir = mkdtempSync(join(tmpdir(), 'moefy-dive-e2e-'));
   try {
-    let url: string;
-    ({ server, browser, page, url } = await startPage(t, log));
-    const link = specLink(url, SPEC);
-    await page.goto(link);
-    await loadDemoAndBrown(page);
-    assert.deepEqual(await page.locator('.stages .nav-name').allInnerTexts(), ['Model', 'Data', 'DIVE'], "method 'dive' from the link: its stages");
-    await openStage(page, 'DIVE');
+    await onPage(t, 'dive', async (page, url) => {
+      const link = specLink(url, SPEC);
+      await page.goto(link);
+      await loadDemoAndBrown(page);
+      assert.deepEqual(await page.locator('.stages .nav-name').allInnerTexts(), ['Model', 'Data', 'DIVE'], "method 'dive' from the link: its stages");
+      await openStage(page, 'DIVE');
 
-    // ---- a first run, start to end
-    let t0 = Date.now();
-    await page.getByRole('button', { name: /^Run DIVE/ }).click();
-    await waitDone(page);
-    t.diagnostic(`first run: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    const verdicts = await page.locator('.dive-verdicts li').allInnerTexts();
-    assert.equal(verdicts.length, 3, `DIVE 1/2 against FLAP, random split and DIVE without mining: ${verdicts.join(' | ')}`);
-    for (const v of verdicts) assert.match(v, /^DIVE 1\/2 (beats|trails|ties) .* \(perplexity [\d.]+ vs [\d.]+, lower on \d of 3 domains\), both retrained$/);
-    assert.equal(await page.locator('[data-chart="affinity"]').getAttribute('data-points'), '9', 'a 3×3 affinity matrix');
-    assert.equal(await page.locator('[data-chart="affinity"] svg.heatmap path').count(), 2, 'the dendrogram: 2 merges of 3 domains');
-    assert.equal(await page.locator('[data-chart="dive-routing"]').getAttribute('data-points'), '6', 'routing: 3 domains × 2 experts');
-    const first = await table(page);
-    assert.deepEqual(first.map((r) => r[0]), ['dense', 'FLAP 50%', 'DIVE 1/2', 'DIVE w/o affinity mining 1/2', 'random split (LLaMA-MoE) 1/2']);
-    for (const row of first) for (const c of row.slice(2)) assert.ok(Number(c) > 1, `a perplexity in ${row.join(' ')}: '${c}'`);
-    await keepScreenshot(t, page, 'dive-results.png');
+      // ---- a first run, start to end
+      let t0 = Date.now();
+      await page.getByRole('button', { name: /^Run DIVE/ }).click();
+      await waitDone(page);
+      t.diagnostic(`first run: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      const verdicts = await page.locator('.dive-verdicts li').allInnerTexts();
+      assert.equal(verdicts.length, 3, `DIVE 1/2 against FLAP, random split and DIVE without mining: ${verdicts.join(' | ')}`);
+      for (const v of verdicts) assert.match(v, /^DIVE 1\/2 (beats|trails|ties) .* \(perplexity [\d.]+ vs [\d.]+, lower on \d of 3 domains\), both retrained$/);
+      assert.equal(await page.locator('[data-chart="affinity"]').getAttribute('data-points'), '9', 'a 3×3 affinity matrix');
+      assert.equal(await page.locator('[data-chart="affinity"] svg.heatmap path').count(), 2, 'the dendrogram: 2 merges of 3 domains');
+      assert.equal(await page.locator('[data-chart="dive-routing"]').getAttribute('data-points'), '6', 'routing: 3 domains × 2 experts');
+      const first = await table(page);
+      assert.deepEqual(first.map((r) => r[0]), ['dense', 'FLAP 50%', 'DIVE 1/2', 'DIVE w/o affinity mining 1/2', 'random split (LLaMA-MoE) 1/2']);
+      for (const row of first) for (const c of row.slice(2)) assert.ok(Number(c) > 1, `a perplexity in ${row.join(' ')}: '${c}'`);
+      await keepScreenshot(t, page, 'dive-results.png');
 
-    // ---- the stored run deleted, run again, reloaded part-way, resumed
-    await page.getByRole('button', { name: 'Delete the stored run' }).click();
-    await page.getByRole('button', { name: 'Delete the stored run' }).waitFor({ state: 'detached', timeout: 10_000 });
-    await page.getByRole('button', { name: /^Run DIVE/ }).click();
-    await page.waitForFunction(
-      (n) => Number(/^(\d+) \//.exec(document.querySelector('.progress-line .mono')?.textContent ?? '')?.[1] ?? 0) >= n,
-      RELOAD_AFTER,
-      { timeout: TASK_TIMEOUT_MS, polling: 250 },
-    );
-    const before = await piecesDone(page);
-    await page.goto(link);
-    await loadDemoAndBrown(page);
-    await openStage(page, 'DIVE');
-    const offer = page.getByText(/\d+ finished pieces are in this browser's storage/);
-    await offer.waitFor({ timeout: 30_000 });
-    const stored = Number(/(\d+) finished pieces/.exec(await offer.innerText())![1]);
-    assert.ok(stored >= RELOAD_AFTER - 3 && stored < PIECES - 3, `part of the run is stored: ${stored} pieces (statistics are not stored; ${before} of ${PIECES} were done)`);
-    t0 = Date.now();
-    await page.getByRole('button', { name: 'Run DIVE (resume)' }).click();
-    await waitDone(page);
-    t.diagnostic(`resumed from ${stored} stored pieces: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    assert.deepEqual(await table(page), first, 'the resumed run gives the uninterrupted run\'s table');
+      // ---- the stored run deleted, run again, reloaded part-way, resumed
+      await page.getByRole('button', { name: 'Delete the stored run' }).click();
+      await page.getByRole('button', { name: 'Delete the stored run' }).waitFor({ state: 'detached', timeout: 10_000 });
+      await page.getByRole('button', { name: /^Run DIVE/ }).click();
+      await page.waitForFunction(
+        (n) => Number(/^(\d+) \//.exec(document.querySelector('.progress-line .mono')?.textContent ?? '')?.[1] ?? 0) >= n,
+        RELOAD_AFTER,
+        { timeout: TASK_TIMEOUT_MS, polling: 250 },
+      );
+      const before = await piecesDone(page);
+      await page.goto(link);
+      await loadDemoAndBrown(page);
+      await openStage(page, 'DIVE');
+      const offer = page.getByText(/\d+ finished pieces are in this browser's storage/);
+      await offer.waitFor({ timeout: 30_000 });
+      const stored = Number(/(\d+) finished pieces/.exec(await offer.innerText())![1]);
+      assert.ok(stored >= RELOAD_AFTER - 3 && stored < PIECES - 3, `part of the run is stored: ${stored} pieces (statistics are not stored; ${before} of ${PIECES} were done)`);
+      t0 = Date.now();
+      await page.getByRole('button', { name: 'Run DIVE (resume)' }).click();
+      await waitDone(page);
+      t.diagnostic(`resumed from ${stored} stored pieces: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      assert.deepEqual(await table(page), first, 'the resumed run gives the uninterrupted run\'s table');
 
-    // ---- a file that is not a DIVE result
-    const bad = join(dir, 'not-dive.json');
-    writeFileSync(bad, JSON.stringify({ spec: { method: 'train' }, metrics: {} }));
-    await page.getByLabel('DIVE results file').setInputFiles(bad);
-    await page.getByRole('alert').filter({ hasText: "not-dive.json: spec.method is \"train\"; this page shows runs of method 'dive'" }).waitFor({ timeout: 10_000 });
-    shot = 'dive-end.png';
+      // ---- a file that is not a DIVE result
+      const bad = join(dir, 'not-dive.json');
+      writeFileSync(bad, JSON.stringify({ spec: { method: 'train' }, metrics: {} }));
+      await page.getByLabel('DIVE results file').setInputFiles(bad);
+      await page.getByRole('alert').filter({ hasText: "not-dive.json: spec.method is \"train\"; this page shows runs of method 'dive'" }).waitFor({ timeout: 10_000 });
+    });
   } finally {
-    await keepScreenshot(t, page, shot);
-    if (log.length) t.diagnostic(log.slice(-20).join('\n'));
-    await browser?.close();
-    await server?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

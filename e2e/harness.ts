@@ -117,3 +117,22 @@ export async function waitTaskDone(page: Page, results: string, timeout: number)
 export function specLink(url: string, spec: Record<string, unknown>): string {
   return `${url}?s=1.j.${Buffer.from(JSON.stringify(spec)).toString('base64url')}`;
 }
+
+/**
+ * Runs `body` on a fresh workbench page, then keeps a screenshot (`<name>-end.png`, or `<name>-failure.png`
+ * when it threw) and reports the page's last log lines.
+ */
+export async function onPage(t: { diagnostic(m: string): void }, name: string, body: (page: Page, url: string) => Promise<void>): Promise<void> {
+  const log: string[] = [];
+  const { server, browser, page, url } = await startPage(t, log);
+  let shot = `${name}-failure.png`;
+  try {
+    await body(page, url);
+    shot = `${name}-end.png`;
+  } finally {
+    await keepScreenshot(t, page, shot);
+    if (log.length) t.diagnostic(log.slice(-20).join('\n'));
+    await browser.close();
+    await server.close();
+  }
+}

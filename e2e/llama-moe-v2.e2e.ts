@@ -7,9 +7,8 @@
 //   node scripts/test.mjs e2e/llama-moe-v2.e2e.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
-import { e2eSkip, keepScreenshot, loadDemoAndBrown, openStage, specLink, startPage, tableCells, waitTaskDone } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { e2eSkip, keepScreenshot, loadDemoAndBrown, onPage, openStage, specLink, tableCells, waitTaskDone } from './harness.ts';
 
 const TASK_TIMEOUT_MS = 400_000;
 const SPEC = {
@@ -25,14 +24,7 @@ const skip = e2eSkip();
 const table = (page: Page) => tableCells(page, '.v2-table');
 
 test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compares constructions in the tab; a reload reads the stored constructions back', { skip, timeout: 900_000 }, async (t) => {
-  let server: ViteDevServer | undefined;
-  let browser: Browser | undefined;
-  let page: Page | undefined;
-  const log: string[] = [];
-  let shot = 'v2-failure.png';
-  try {
-    let url: string;
-    ({ server, browser, page, url } = await startPage(t, log));
+  await onPage(t, 'v2', async (page, url) => {
     const link = specLink(url, SPEC);
     await page.goto(link);
     await loadDemoAndBrown(page);
@@ -64,11 +56,5 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
     await waitTaskDone(page, 'v2-results', TASK_TIMEOUT_MS);
     t.diagnostic(`read back: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     assert.deepEqual(await table(page), first);
-    shot = 'v2-end.png';
-  } finally {
-    await keepScreenshot(t, page, shot);
-    if (log.length) t.diagnostic(log.slice(-20).join('\n'));
-    await browser?.close();
-    await server?.close();
-  }
+  });
 });

@@ -14,7 +14,7 @@ import { AffinityHeatmap } from '../charts/AffinityHeatmap.tsx';
 import { ExpertLoadHeatmap } from '../charts/index.ts';
 import { seriesColor } from '../charts/palette.ts';
 import { fmtDuration } from '../format.ts';
-import { PageHead, SpecPanel, useResumeInfo } from './common.tsx';
+import { PageHead, Panel, SpecPanel, useResumeInfo } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['calibration.domains', 'dive.experts', 'dive.topK', 'dive.keptRatio', 'dive.clusters', 'dive.calibTokens', 'dive.evalWindows', 'eval.window'];
@@ -93,35 +93,29 @@ function Results({ metrics: m, source }: { metrics: DiveMetrics; source: 'run' |
   const cluster = useMemo(() => m.domains.map((d) => m.clusters.groups.findIndex((g) => g.includes(d))), [m]);
   return (
     <>
-      <section className="panel" aria-labelledby="dive-results-title" data-testid="dive-results">
-        <div className="panel-head">
-          <div>
-            <h2 id="dive-results-title">Does DIVE beat its baselines here?</h2>
-            <p className="panel-sub">
-              {source === 'run' ? 'This tab\'s run' : `From ${source.file}`}: {m.stage}. Geometric mean of the perplexities over {m.domains.length} domains,
-              at equal activated FFN channels.
-            </p>
-          </div>
-        </div>
-        <div className="panel-body">
-          {m.comparisons.length ? (
-            <ul className="dive-verdicts">
-              {m.comparisons.map((c) => (
-                <li key={`${c.dive}|${c.baseline}`} className={c.relative < 0 ? 'good' : 'bad'}>
-                  {comparisonLine(c)}
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <p className="muted">No DIVE model in this run to compare.</p>
-          )}
-          <p className="muted">
-            Time: calibration {fmtDuration(1000 * m.seconds.calibration)}, affinity mining {fmtDuration(1000 * m.seconds.affinity)}, constructions{' '}
-            {fmtDuration(1000 * m.seconds.construction)}, retraining {fmtDuration(1000 * m.seconds.retraining)}
-            {source === 'run' ? ' (pieces read back from storage count as no time)' : ''}.
-          </p>
-        </div>
-      </section>
+      <Panel
+        id="dive-results"
+        title="Does DIVE beat its baselines here?"
+        sub={`${source === 'run' ? "This tab's run" : `From ${source.file}`}: ${m.stage}. Geometric mean of the perplexities over ${m.domains.length} domains, at equal activated FFN channels.`}
+        testId="dive-results"
+      >
+        {m.comparisons.length ? (
+          <ul className="dive-verdicts">
+            {m.comparisons.map((c) => (
+              <li key={`${c.dive}|${c.baseline}`} className={c.relative < 0 ? 'good' : 'bad'}>
+                {comparisonLine(c)}
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p className="muted">No DIVE model in this run to compare.</p>
+        )}
+        <p className="muted">
+          Time: calibration {fmtDuration(1000 * m.seconds.calibration)}, affinity mining {fmtDuration(1000 * m.seconds.affinity)}, constructions{' '}
+          {fmtDuration(1000 * m.seconds.construction)}, retraining {fmtDuration(1000 * m.seconds.retraining)}
+          {source === 'run' ? ' (pieces read back from storage count as no time)' : ''}.
+        </p>
+      </Panel>
       {m.affinity && <AffinityHeatmap domains={m.domains} {...m.affinity} cluster={cluster} />}
       <Clusters metrics={m} />
       <PerplexityTable metrics={m} />
@@ -133,42 +127,34 @@ function Results({ metrics: m, source }: { metrics: DiveMetrics; source: 'run' |
 function Clusters({ metrics: m }: { metrics: DiveMetrics }) {
   const N = m.clusters.groups.length;
   return (
-    <section className="panel" aria-labelledby="dive-clusters-title">
-      <div className="panel-head">
-        <div>
-          <h2 id="dive-clusters-title">Experts and their calibration domains</h2>
-          <p className="panel-sub">
-            {m.clusters.source === 'mined'
-              ? 'From the mined clusters; the ablation "without affinity mining" groups the domains by name order instead.'
-              : 'Grouped by name order (dive.clusters is labels): no mining.'}
-          </p>
-        </div>
-      </div>
-      <div className="panel-body">
-        <div className="table-wrap">
-          <table className="results" aria-label="DIVE experts">
-            <thead>
-              <tr>
-                <th>Expert</th>
-                <th>DIVE ({m.clusters.source})</th>
-                {m.clusters.source === 'mined' && <th>Without affinity mining</th>}
+    <Panel
+      id="dive-clusters"
+      title="Experts and their calibration domains"
+      sub={m.clusters.source === 'mined' ? 'From the mined clusters; the ablation "without affinity mining" groups the domains by name order instead.' : 'Grouped by name order (dive.clusters is labels): no mining.'}
+    >
+      <div className="table-wrap">
+        <table className="results" aria-label="DIVE experts">
+          <thead>
+            <tr>
+              <th>Expert</th>
+              <th>DIVE ({m.clusters.source})</th>
+              {m.clusters.source === 'mined' && <th>Without affinity mining</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {m.clusters.groups.map((g, e) => (
+              <tr key={e}>
+                <td className="mono" style={{ color: seriesColor(e, N), fontWeight: 700 }}>
+                  E{e}
+                </td>
+                <td>{g.join(', ')}</td>
+                {m.clusters.source === 'mined' && <td className="muted">{m.label_clusters[e]?.join(', ')}</td>}
               </tr>
-            </thead>
-            <tbody>
-              {m.clusters.groups.map((g, e) => (
-                <tr key={e}>
-                  <td className="mono" style={{ color: seriesColor(e, N), fontWeight: 700 }}>
-                    E{e}
-                  </td>
-                  <td>{g.join(', ')}</td>
-                  {m.clusters.source === 'mined' && <td className="muted">{m.label_clusters[e]?.join(', ')}</td>}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+            ))}
+          </tbody>
+        </table>
       </div>
-    </section>
+    </Panel>
   );
 }
 
@@ -184,16 +170,12 @@ function PerplexityTable({ metrics: m }: { metrics: DiveMetrics }) {
   const bestGeo = Math.min(...m.models.filter((r) => r.construction !== 'dense').map((r) => geo(r) ?? Infinity));
   const fmt = (v: number | null | undefined) => (v == null ? '—' : v.toFixed(v >= 1000 ? 0 : 2));
   return (
-    <section className="panel" aria-labelledby="dive-ppl-title">
-      <div className="panel-head">
-        <div>
-          <h2 id="dive-ppl-title">Perplexity per domain</h2>
-          <p className="panel-sub">
-            Held-out perplexity, {m.eval_tokens.reduce((a, b) => a + b, 0).toLocaleString('en-US')} predicted tokens over {m.domains.length} domains; the lowest of
-            the pruned models in each column is bold. The dense model is the reference.
-          </p>
-        </div>
-        {anyRetrained && (
+    <Panel
+      id="dive-ppl"
+      title="Perplexity per domain"
+      sub={`Held-out perplexity, ${m.eval_tokens.reduce((a, b) => a + b, 0).toLocaleString('en-US')} predicted tokens over ${m.domains.length} domains; the lowest of the pruned models in each column is bold. The dense model is the reference.`}
+      aside={
+        anyRetrained && (
           <div className="segmented" role="radiogroup" aria-label="Perplexity before or after retraining">
             {(['retrained', 'constructed'] as const).map((w) => (
               <button key={w} type="button" role="radio" aria-checked={when === w} className={when === w ? 'on' : ''} onClick={() => setWhen(w)}>
@@ -201,41 +183,40 @@ function PerplexityTable({ metrics: m }: { metrics: DiveMetrics }) {
               </button>
             ))}
           </div>
-        )}
-      </div>
-      <div className="panel-body">
-        <div className="table-wrap">
-          <table className="results dive-table" aria-label="DIVE perplexity per domain">
-            <thead>
-              <tr>
-                <th>Model</th>
-                <th className="num">FFN active</th>
-                <th className="num">Geomean</th>
-                {m.domains.map((d) => (
-                  <th key={d} className="num" title={d}>
-                    {d.replace(/^brown-/, '')}
-                  </th>
+        )
+      }
+    >
+      <div className="table-wrap">
+        <table className="results dive-table" aria-label="DIVE perplexity per domain">
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th className="num">FFN active</th>
+              <th className="num">Geomean</th>
+              {m.domains.map((d) => (
+                <th key={d} className="num" title={d}>
+                  {d.replace(/^brown-/, '')}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {m.models.map((r) => (
+              <tr key={r.name} data-construction={r.construction}>
+                <td className="family">{r.name}</td>
+                <td className="num mono">{(100 * r.activated_ffn_share).toFixed(1)}%</td>
+                <td className={`num mono ${geo(r) === bestGeo && r.construction !== 'dense' ? 'best' : ''}`}>{fmt(geo(r))}</td>
+                {m.domains.map((d, j) => (
+                  <td key={d} className={`num mono ${ppl(r)?.[j] === best[j] && r.construction !== 'dense' ? 'best' : ''}`}>
+                    {fmt(ppl(r)?.[j])}
+                  </td>
                 ))}
               </tr>
-            </thead>
-            <tbody>
-              {m.models.map((r) => (
-                <tr key={r.name} data-construction={r.construction}>
-                  <td className="family">{r.name}</td>
-                  <td className="num mono">{(100 * r.activated_ffn_share).toFixed(1)}%</td>
-                  <td className={`num mono ${geo(r) === bestGeo && r.construction !== 'dense' ? 'best' : ''}`}>{fmt(geo(r))}</td>
-                  {m.domains.map((d, j) => (
-                    <td key={d} className={`num mono ${ppl(r)?.[j] === best[j] && r.construction !== 'dense' ? 'best' : ''}`}>
-                      {fmt(ppl(r)?.[j])}
-                    </td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+            ))}
+          </tbody>
+        </table>
       </div>
-    </section>
+    </Panel>
   );
 }
 

@@ -12,7 +12,7 @@ import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
 import { ExpertLoadHeatmap, StageLossChart } from '../charts/index.ts';
 import { fmtCount } from '../format.ts';
-import { MetricCards, PageHead, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
+import { MetricCards, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['construct.layers', 'v2.mlp', 'v2.experts', 'v2.topK', 'v2.sharedRatio', 'v2.sharedBy', 'v2.partition', 'v2.routerInit', 'v2.routerTokens', 'calibration.tokens'];
@@ -95,19 +95,14 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
   const stages = useMemo(() => m.stages.map((s) => ({ label: `stage ${s.stage} (${s.domains.join(', ')})`, curve: s.curve ?? [], evals: s.evals ?? [] })), [m]);
   return (
     <>
-      <section className="panel" aria-labelledby="v2-results-title" data-testid="v2-results">
-        <div className="panel-head">
-          <div>
-            <h2 id="v2-results-title">What post-training bought</h2>
-            <p className="panel-sub">
-              {source === 'run' ? "This tab's run" : `From ${source.file}`}: geometric-mean perplexity over each stage's held-out domains, after construction → stage 1 → stage 2.
-            </p>
-          </div>
-        </div>
-        <div className="panel-body">
-          <MetricCards cards={cards} testId="v2-cards" />
-        </div>
-      </section>
+      <Panel
+        id="v2-results"
+        title="What post-training bought"
+        sub={`${source === 'run' ? "This tab's run" : `From ${source.file}`}: geometric-mean perplexity over each stage's held-out domains, after construction → stage 1 → stage 2.`}
+        testId="v2-results"
+      >
+        <MetricCards cards={cards} testId="v2-cards" />
+      </Panel>
       <PerplexityTable m={m} />
       {stages.some((s) => s.curve.length) && <StageLossChart stages={stages} />}
       {m.expert_load.length > 0 && (
@@ -125,46 +120,38 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
 
 function PerplexityTable({ m }: { m: V2Metrics }) {
   return (
-    <section className="panel" aria-labelledby="v2-ppl-title">
-      <div className="panel-head">
-        <div>
-          <h2 id="v2-ppl-title">Perplexity per domain</h2>
-          <p className="panel-sub">Held-out perplexity of the dense model and of the MoE after each step; agreement is the share of next tokens the MoE predicts as the dense model does.</p>
-        </div>
-      </div>
-      <div className="panel-body">
-        <div className="table-wrap">
-          <table className="results v2-table" aria-label="LLaMA-MoE v2 perplexity per domain">
-            <thead>
-              <tr>
-                <th>Domain</th>
-                <th className="num">Dense</th>
-                {m.points.map((p) => (
-                  <th key={p.after} className="num">
-                    After {p.after}
-                  </th>
-                ))}
-                <th className="num">Agreement (last)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {m.dense.map((d, i) => (
-                <tr key={d.domain}>
-                  <td className="family">{d.domain}</td>
-                  <td className="num mono">{d.ppl.toFixed(2)}</td>
-                  {m.points.map((p) => (
-                    <td key={p.after} className="num mono">
-                      {p.scores[i].ppl.toFixed(2)}
-                    </td>
-                  ))}
-                  <td className="num mono">{(100 * m.points.at(-1)!.scores[i].agreement).toFixed(1)}%</td>
-                </tr>
+    <Panel id="v2-ppl" title="Perplexity per domain" sub="Held-out perplexity of the dense model and of the MoE after each step; agreement is the share of next tokens the MoE predicts as the dense model does.">
+      <div className="table-wrap">
+        <table className="results v2-table" aria-label="LLaMA-MoE v2 perplexity per domain">
+          <thead>
+            <tr>
+              <th>Domain</th>
+              <th className="num">Dense</th>
+              {m.points.map((p) => (
+                <th key={p.after} className="num">
+                  After {p.after}
+                </th>
               ))}
-            </tbody>
-          </table>
-        </div>
+              <th className="num">Agreement (last)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {m.dense.map((d, i) => (
+              <tr key={d.domain}>
+                <td className="family">{d.domain}</td>
+                <td className="num mono">{d.ppl.toFixed(2)}</td>
+                {m.points.map((p) => (
+                  <td key={p.after} className="num mono">
+                    {p.scores[i].ppl.toFixed(2)}
+                  </td>
+                ))}
+                <td className="num mono">{(100 * m.points.at(-1)!.scores[i].agreement).toFixed(1)}%</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
-    </section>
+    </Panel>
   );
 }
 
@@ -174,44 +161,36 @@ function Comparison({ m }: { m: V2Metrics }) {
   const afterStage1 = (v: (typeof rows)[number]) => v.points.find((p) => p.after === 'stage 1');
   const best = Math.min(...rows.map((v) => afterStage1(v)?.ppl_stage1_domains ?? Infinity));
   return (
-    <section className="panel" aria-labelledby="v2-compare-title">
-      <div className="panel-head">
-        <div>
-          <h2 id="v2-compare-title">Constructions compared through stage 1</h2>
-          <p className="panel-sub">The same budget for each: geometric-mean perplexity on the stage 1 | stage 2 domains. The lowest after stage 1 on the stage 1 domains is bold.</p>
-        </div>
+    <Panel id="v2-compare" title="Constructions compared through stage 1" sub="The same budget for each: geometric-mean perplexity on the stage 1 | stage 2 domains. The lowest after stage 1 on the stage 1 domains is bold.">
+      <div className="table-wrap">
+        <table className="results" aria-label="LLaMA-MoE v2 constructions compared">
+          <thead>
+            <tr>
+              <th>Construction</th>
+              <th className="num">Activated MLP</th>
+              <th className="num">After construction</th>
+              <th className="num">After stage 1</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((v) => {
+              const s1 = afterStage1(v);
+              return (
+                <tr key={v.name}>
+                  <td className="family">{v.name}</td>
+                  <td className="num mono">{(100 * v.activated_share).toFixed(1)}%</td>
+                  <td className="num mono">
+                    {v.points[0].ppl_stage1_domains.toFixed(2)} | {v.points[0].ppl_stage2_domains.toFixed(2)}
+                  </td>
+                  <td className="num mono" style={{ fontWeight: s1?.ppl_stage1_domains === best ? 700 : undefined }}>
+                    {s1 ? `${s1.ppl_stage1_domains.toFixed(2)} | ${s1.ppl_stage2_domains.toFixed(2)}` : '—'}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
       </div>
-      <div className="panel-body">
-        <div className="table-wrap">
-          <table className="results" aria-label="LLaMA-MoE v2 constructions compared">
-            <thead>
-              <tr>
-                <th>Construction</th>
-                <th className="num">Activated MLP</th>
-                <th className="num">After construction</th>
-                <th className="num">After stage 1</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((v) => {
-                const s1 = afterStage1(v);
-                return (
-                  <tr key={v.name}>
-                    <td className="family">{v.name}</td>
-                    <td className="num mono">{(100 * v.activated_share).toFixed(1)}%</td>
-                    <td className="num mono">
-                      {v.points[0].ppl_stage1_domains.toFixed(2)} | {v.points[0].ppl_stage2_domains.toFixed(2)}
-                    </td>
-                    <td className="num mono" style={{ fontWeight: s1?.ppl_stage1_domains === best ? 700 : undefined }}>
-                      {s1 ? `${s1.ppl_stage1_domains.toFixed(2)} | ${s1.ppl_stage2_domains.toFixed(2)}` : '—'}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      </div>
-    </section>
+    </Panel>
   );
 }

@@ -162,21 +162,31 @@ export function MetricCards({ cards, testId, children }: { cards: MetricCard[]; 
   );
 }
 
-/** A panel of spec controls (SpecField per key) under a title and a line on what they set. */
-export function SpecPanel({ id, title, sub, keys }: { id: string; title: string; sub: ReactNode; keys: readonly SpecKey[] }) {
+/** A page section: its title, a line on what it shows, controls beside the title (`aside`), and its body. */
+export function Panel({ id, title, sub, aside, testId, bodyClass = '', children }: {
+  id: string; title: string; sub: ReactNode; aside?: ReactNode; testId?: string; bodyClass?: string; children: ReactNode;
+}) {
   return (
-    <section className="panel" aria-labelledby={`${id}-title`}>
+    <section className="panel" aria-labelledby={`${id}-title`} data-testid={testId}>
       <div className="panel-head">
         <div>
           <h2 id={`${id}-title`}>{title}</h2>
           <p className="panel-sub">{sub}</p>
         </div>
+        {aside}
       </div>
-      <div className="panel-body field-grid">
-        {keys.map((k) => (
-          <SpecField key={k} k={k} />
-        ))}
-      </div>
+      <div className={`panel-body ${bodyClass}`}>{children}</div>
     </section>
+  );
+}
+
+/** A panel of spec controls (SpecField per key). */
+export function SpecPanel({ keys, ...panel }: { id: string; title: string; sub: ReactNode; keys: readonly SpecKey[] }) {
+  return (
+    <Panel {...panel} bodyClass="field-grid">
+      {keys.map((k) => (
+        <SpecField key={k} k={k} />
+      ))}
+    </Panel>
   );
 }
