@@ -1,7 +1,7 @@
 // End to end, LLaMA-MoE v2 in the browser as a shared link opens it: a spec with method 'llama-moe-v2' in
-// the URL (the demo model's last 2 MLPs as residual MoE, 2 + 2 post-training steps on two Brown genres, the
-// constructions compared), the demo model and the Brown Corpus. The run fills the cards, the perplexity
-// table, the loss curves by stage, the expert load and the comparison; a reload finds the 3 constructions stored and
+// the URL (the demo model's last 2 layers with a residual MLP MoE and an attention MoE, 2 + 2 post-training
+// steps on two Brown genres, the constructions compared), the demo model and the Brown Corpus. The run fills
+// the cards, the perplexity table, the loss curves by stage, the expert load and the comparison; a reload finds the 4 constructions stored and
 // running again reads them back to the same table. Screenshot: e2e/artifacts/v2-*.png.
 //
 //   node scripts/test.mjs e2e/llama-moe-v2.e2e.ts
@@ -15,7 +15,7 @@ const SPEC = {
   method: 'llama-moe-v2',
   'construct.layers': 'last:2', 'calibration.domains': 'brown-news,brown-fiction', 'calibration.tokens': 256,
   'v2.experts': 4, 'v2.routerTokens': 128, 'v2.stage1Domains': 'brown-news', 'v2.stage2Domains': 'brown-fiction',
-  'v2.stage1Steps': 2, 'v2.stage2Steps': 2, 'v2.evalWindows': 1, 'v2.compare': true,
+  'v2.stage1Steps': 2, 'v2.stage2Steps': 2, 'v2.evalWindows': 1, 'v2.compare': true, 'v2.attention': true, 'v2.attentionTopK': 1,
   'train.seqLen': 32, 'train.batchTokens': 32, 'train.evalEvery': 0, 'train.logEvery': 1,
   'eval.window': 32, 'eval.maxWindows': 1, 'eval.throughputTokens': 32, 'eval.decodeTokens': 2,
 };
@@ -42,7 +42,15 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
       for (const c of row.slice(1, 5)) assert.ok(Number(c) > 1, `a perplexity: '${c}' in ${row}`);
     }
     assert.ok(Number(await page.locator('[data-chart="stage-loss"]').getAttribute('data-points')) >= 4, 'the loss curves of both stages');
-    assert.equal(await page.getByRole('table', { name: 'LLaMA-MoE v2 constructions compared' }).locator('tbody tr').count(), 3);
+    // the demo model (dim 128, 4 heads, 2 KV heads of 32): top-1 of 2 groups activates ½·q/o + k/v + router = 33,024 of 49,152
+    assert.match((await page.getByTestId('v2-cards').textContent()) ?? '', /Activated attention\s*67\.2%/);
+    const compared = await tableCells(page, '[aria-label="LLaMA-MoE v2 constructions compared"]');
+    assert.deepEqual(compared.map((r) => [r[0], r[2]]), [
+      ['residual, hidden-kmeans routers, top-2 of 4, attention top-1', '67.2%'],
+      ['vanilla, hidden-kmeans routers, top-3 of 4, attention top-1', '67.2%'],
+      ['residual, random routers, top-2 of 4, attention top-1', '67.2%'],
+      ['residual, hidden-kmeans routers, top-2 of 4', 'dense'],
+    ]);
     assert.equal(await page.locator('[data-chart="expert-load"]').getAttribute('data-points'), '8', 'expert load: 2 layers × 4 experts');
     await keepScreenshot(t, page, 'v2-results.png');
 
@@ -50,7 +58,7 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
     await page.goto(link);
     await loadDemoAndBrown(page);
     await openStage(page, 'LLaMA-MoE v2');
-    await page.getByText('3 finished constructions are in this browser\'s storage').waitFor({ timeout: 30_000 });
+    await page.getByText('4 finished constructions are in this browser\'s storage').waitFor({ timeout: 30_000 });
     t0 = Date.now();
     await page.getByRole('button', { name: 'Run LLaMA-MoE v2 (resume)' }).click();
     await waitTaskDone(page, 'v2-results', TASK_TIMEOUT_MS);

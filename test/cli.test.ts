@@ -1,7 +1,10 @@
-// The `moefy` command as a user runs it: exit codes, JSON output, usage errors.
+// The `moefy` command as a user runs it: exit codes, JSON output, usage errors, a run's checkpoint folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const bin = fileURLToPath(new URL('../bin/moefy.mjs', import.meta.url));
@@ -34,4 +37,30 @@ test('unknown commands and bad flags exit 2 with usage', () => {
   const c = moefy('kernels', 'check', '--seed', 'x');
   assert.equal(c.status, 2);
   assert.match(c.stderr, /--seed must be an integer/);
+});
+
+const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
+const skip = existsSync(shared) ? false : `test assets not found at ${shared} (../shared beside the repo)`;
+
+test('moefy run on an example spec with checkpoint.dir writes its pieces there (every method may use the folders its spec names), then resumes from them', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moefy-cli-'));
+  try {
+    const example = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/llama-moe-v2-stories260K-tiny.json', import.meta.url)), 'utf8'));
+    const spec = {
+      ...example, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus`,
+      v2: { ...example.v2, compare: false }, checkpoint: { dir: join(dir, 'ckpt') },
+    };
+    writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+    const first = moefy('run', join(dir, 'spec.json'), '--json');
+    assert.equal(first.status, 0, first.stderr.slice(-2000));
+    assert.ok(readdirSync(join(dir, 'ckpt')).includes('v2-0.json'), `the finished construction is kept: ${readdirSync(join(dir, 'ckpt'))}`);
+    const again = moefy('run', join(dir, 'spec.json'), '--json');
+    assert.equal(again.status, 0, again.stderr.slice(-2000));
+    assert.match(first.stderr, /stage 1: training \d+ of \d+ parameters/);
+    assert.doesNotMatch(again.stderr, /stage 1: training/, 'read back, not trained again');
+    const points = (r: typeof first) => JSON.parse(r.stdout).metrics.points;
+    assert.deepEqual(points(again), points(first));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -5,7 +5,8 @@
 // checks, run through `kernels check`): the neuron statistics, the head gate and the captured attention
 // inputs against float64; every layer converted to a vanilla or a residual MLP MoE, or to an attention MoE
 // (alone and with the residual MLP MoE), all experts active, reproduces the dense model's logits ≤ 1e-4;
-// the training forward over the constructed layers equals the inference forward.
+// the training forward over the constructed layers equals the inference forward. Reduced runs on stories260K:
+// MLP MoE through both stages, LoRA with the export read back, and the attention MoE trained beside it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -216,6 +217,38 @@ test('LoRA post-training reaches the scores (adapters folded in after each stage
     const e = m.export!;
     assert.deepEqual(e.ppl_read_back.map((x) => x.domain), m.points[2].scores.map((s) => s.domain));
     assert.ok(e.max_rel_diff <= 1e-4, `read back within ${e.max_rel_diff}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('attention MoE: its routers trained beside the MLP MoE in both stages, fewer attention parameters activated, compared with dense attention, exported and read back as scored', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moefy-v2-attention-'));
+  try {
+    const m = await tinyRun({ 'v2.attention': true, 'v2.attentionTopK': 2, 'export.dir': dir });
+    // stories260K: dim 64, 8 heads and 4 KV heads of 8: top-2 of 4 groups keeps half the q/o slices, all of k/v
+    const dense = 64 * 64 + 2 * 64 * 32 + 64 * 64;
+    assert.equal(m.activated.attention_dense, 2 * dense);
+    assert.equal(m.activated.attention, 2 * ((2 / 4) * (2 * 64 * 64) + 2 * 64 * 32 + 4 * 64));
+    assert.deepEqual(m.comparison!.map((v) => [v.name, v.attention_top_k, v.points.length]), [
+      ['residual, hidden-kmeans routers, top-2 of 4, attention top-2', 2, 3],
+      ['vanilla, hidden-kmeans routers, top-3 of 4, attention top-2', 2, 2],
+      ['residual, random routers, top-2 of 4, attention top-2', 2, 2],
+      ['residual, hidden-kmeans routers, top-2 of 4', null, 2],
+    ]);
+    // every parameter trains, the two attention routers [4, 64] included (stories260K ties lm_head to the embedding)
+    const mlpMoeModel = 512 * 64 + 5 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64) + 3 * 3 * 64 * 172 + 2 * (4 * 64 + 3 * 4 * 33 * 64 + 3 * 43 * 64) + 64;
+    const total = mlpMoeModel + 2 * 4 * 64;
+    assert.deepEqual(m.stages.map((s) => s.params), [{ total, trainable: total }, { total, trainable: total }]);
+    const [own, , , denseAttention] = m.comparison!;
+    assert.equal(own.activated_attention_share, m.activated.attention / m.activated.attention_dense);
+    assert.equal(denseAttention.activated_attention_share, 1);
+    // the same MLP MoE with dense attention scores differently as constructed: the attention MoE is in the forward
+    assert.ok(own.points[0].scores.every((s, i) => s.ppl !== denseAttention.points[0].scores[i].ppl));
+    // the folder lists the attention MoE layers in moefy.json and reads back at the run's perplexity
+    const sidecar = JSON.parse(readFileSync(join(dir, 'moefy.json'), 'utf8'));
+    assert.deepEqual(sidecar.attention, [{ layer: 3, topK: 2, scale: 4 }, { layer: 4, topK: 2, scale: 4 }]);
+    assert.ok(m.export!.max_rel_diff <= 1e-4, `read back within ${m.export!.max_rel_diff}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -202,9 +202,9 @@ async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promi
   const paths = [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir'], spec['checkpoint.dir']].filter(Boolean)];
   const log = (msg: string) => console.error(msg);
   if (cmd === 'train' || (cmd === 'run' && spec.method === 'train')) return await trainCommand(spec, file, json_, log);
-  if (cmd === 'run' && spec.method === 'dive') return await diveCommand(spec, json_, log);
-  if (cmd === 'run' && spec.method === 'mod') return await modCommand(spec, json_, log);
-  if (cmd === 'run' && spec.method === 'llama-moe-v2') return await v2Command(spec, json_, log);
+  if (cmd === 'run' && spec.method === 'dive') return await diveCommand(spec, paths, json_, log);
+  if (cmd === 'run' && spec.method === 'mod') return await modCommand(spec, paths, json_, log);
+  if (cmd === 'run' && spec.method === 'llama-moe-v2') return await v2Command(spec, paths, json_, log);
   if (spec.method !== 'ladimo') {
     throw new UsageError(`${file}: method '${spec.method}' has no moefy ${cmd} (sweeps are LaDiMo's)`);
   }
@@ -240,8 +240,8 @@ async function trainCommand(spec: RunSpec, file: string, json: boolean, log: (m:
   return 0;
 }
 
-async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
-  const m = await runTask('dive', spec, log, [spec.model, spec.data, ...[spec.tokenizer, spec['checkpoint.dir']].filter(Boolean)]);
+async function diveCommand(spec: RunSpec, paths: string[], json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('dive', spec, log, paths);
   if (json) {
     console.log(JSON.stringify({ spec, metrics: m }, null, 2));
     return 0;
@@ -281,8 +281,8 @@ async function diveCommand(spec: RunSpec, json: boolean, log: (m: string) => voi
   return 0;
 }
 
-async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
-  const m = await runTask('llamaMoeV2', spec, log, [spec.model, spec.data, ...[spec.tokenizer, spec['export.dir']].filter(Boolean)]);
+async function v2Command(spec: RunSpec, paths: string[], json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('llamaMoeV2', spec, log, paths);
   if (json) {
     console.log(JSON.stringify({ spec, metrics: m }, null, 2));
     return 0;
@@ -306,8 +306,8 @@ async function v2Command(spec: RunSpec, json: boolean, log: (m: string) => void)
   return 0;
 }
 
-async function modCommand(spec: RunSpec, json: boolean, log: (m: string) => void): Promise<number> {
-  const m = await runTask('mod', spec, log, [spec.model, spec.data, ...(spec.tokenizer ? [spec.tokenizer] : [])]);
+async function modCommand(spec: RunSpec, paths: string[], json: boolean, log: (m: string) => void): Promise<number> {
+  const m = await runTask('mod', spec, log, paths);
   if (json) {
     console.log(JSON.stringify({ spec, metrics: m }, null, 2));
     return 0;

@@ -106,9 +106,12 @@ export function silu(x: number): number {
 /** Another FFN for layer l (e.g. a MoE block): h = post_attention_layernorm(x) [T, dim] → its output [T, dim], or undefined for the dense one. */
 export type FfnOverrideRef = (layer: number, h: Float64Array) => Float64Array | undefined;
 
+/** A gate on layer l's attention output (an attention MoE): h = input_layernorm(x) [T, dim], attn [T, nHeads·headDim] → the gated attn, or undefined. */
+export type AttnGateRef = (layer: number, h: Float64Array, attn: Float64Array) => Float64Array | undefined;
+
 /** Logits (T, vocabSize) of a causal prefill of `ids` from position 0, in float64. */
 export function llamaForwardRef(
-  config: ModelConfig, weights: Map<string, Float32Array>, ids: number[], ffn?: FfnOverrideRef,
+  config: ModelConfig, weights: Map<string, Float32Array>, ids: number[], ffn?: FfnOverrideRef, attnGate?: AttnGateRef,
 ): Float64Array {
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, normEps, ropeTheta, ropeStyle } = config;
   const T = ids.length;
@@ -153,6 +156,8 @@ export function llamaForwardRef(
       rope(row(k, t, kvDim), nKvHeads, headDim, t, ropeTheta, ropeStyle);
     }
     attention(attn, q, k, v, T, nHeads, nKvHeads, headDim);
+    const gated = attnGate?.(l, xb, attn);   // xb still holds h
+    if (gated) attn.set(gated);
     for (let t = 0; t < T; t++) {
       const o = row(xb, t, dim);
       matvec(o, row(attn, t, qDim), w(`${p}.self_attn.o_proj.weight`), dim, qDim);

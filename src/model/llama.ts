@@ -50,7 +50,7 @@ export type FfnBlock = (x: Tensor, out: Tensor) => void;
 export type FfnTap = (layer: number, x: Tensor, fx: Tensor) => void;
 
 /**
- * An attention MoE's gate (LLaMA-MoE v2, src/methods/llama-moe-v2/attention.ts): reads the layer's normed
+ * An attention MoE's gate (LLaMA-MoE v2, src/moe/attention.ts): reads the layer's normed
  * input xn (T, dim) and attention output att (T, nHeads, headDim), returns what o_proj reads instead.
  */
 export type AttnGate = (xn: Tensor, att: Tensor) => Tensor;

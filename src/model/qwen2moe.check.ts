@@ -8,6 +8,7 @@ import type { CheckCase, CheckResult } from '../ops/check.ts';
 import { TOL, relL2 } from '../ops/check.ts';
 import type { Gpu } from '../gpu/device.ts';
 import type { Rng } from '../data/rng.ts';
+import { convertAttention, uploadAttentionRouter } from '../moe/attention.ts';
 import { convertLayers, uploadMoeWeights, type MoeLayer } from '../moe/block.ts';
 import { constructExperts, type SplitMethod } from '../methods/ladimo/construct.ts';
 import type { ModelConfig } from './config.ts';
@@ -38,6 +39,8 @@ interface RoundTrip {
   maxShardBytes?: number;
   /** a shared expert of this width in layer 1 (LLaMA-MoE v2's residual MoE); layer 2 has none */
   shared?: number;
+  /** attention MoE (LLaMA-MoE v2) in these layers, top-k of the KV head groups, s = G */
+  attention?: { layers: number[]; topK: number };
 }
 
 const roundTrips: RoundTrip[] = [
@@ -54,6 +57,10 @@ const roundTrips: RoundTrip[] = [
   {
     label: 'shared expert S 6 in layer 1 (σ(0)·2·down_proj), none in layer 2 (zeros of width 6), top-2',
     over: {}, method: 'random', policies: [{ topK: 2 }, { topK: 2 }], normTopK: true, topK: 2, shared: 6,
+  },
+  {
+    label: 'attention MoE top-1 of 2 KV head groups in layers 0 (dense MLP) and 2, listed in moefy.json, shared expert S 6',
+    over: {}, method: 'random', policies: [{ topK: 2 }, { topK: 2 }], normTopK: false, topK: 2, shared: 6, attention: { layers: [0, 2], topK: 1 },
   },
 ];
 
@@ -79,9 +86,15 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
       shared: sh && { gate_proj: gpu.upload(sh.gate_proj, [S, c.dim]), up_proj: gpu.upload(sh.up_proj, [S, c.dim]), down_proj: gpu.upload(sh.down_proj, [c.dim, S]) },
     });
   }
+  const G = c.nKvHeads;
+  const attention = new Map((t.attention?.layers ?? []).map((l) => [l, { router: rng.normals(G * c.dim, 2 / Math.sqrt(c.dim)), topK: t.attention!.topK, scale: G }]));
   const model = await LlamaModel.load(gpu, index);
   const blocks = convertLayers(model, gpuLayers);
+  const routers = new Map([...attention].map(([l, a]) => [l, { router: uploadAttentionRouter(gpu, a.router, G, c.dim), topK: a.topK, scale: a.scale }]));
+  const gates = convertAttention(model, routers);
   const want = (await model.forward(ids).read()) as Float32Array;
+  for (const g of gates.values()) g.release();
+  for (const r of routers.values()) r.router.release();
   for (const b of blocks.values()) b.release();
   for (const L of gpuLayers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((x) => x.release());
   model.release();
@@ -90,13 +103,14 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
   const dense = new Map([...weights].filter(([name]) => !/^model\.layers\.([1-9]\d*)\.mlp\./.test(name)));
   const tokConfig = new TextEncoder().encode('{"model_max_length": 32}\n');
   const spec = { method: 'ladimo', seed: 1234 };
-  const files = exportQwen2Moe(c, dense, host, { spec, tokenizer: [{ name: 'src-model/tokenizer_config.json', bytes: tokConfig }], maxShardBytes: t.maxShardBytes });
+  const files = exportQwen2Moe(c, dense, host, { spec, tokenizer: [{ name: 'src-model/tokenizer_config.json', bytes: tokConfig }], maxShardBytes: t.maxShardBytes, attention });
 
   // ---- read back
   const opened = await openQwen2Moe(sources(files), gpu, { usePolicies: t.usePolicies });
   const got = (await opened.model.forward(ids).read()) as Float32Array;
   const qkvBias = opened.model.config.qkvBias;
   const sidecar = opened.sidecar;
+  const gated = [...opened.attention.keys()].join(',');
   opened.release();
 
   const cfg = parse(files, 'config.json');
@@ -140,6 +154,9 @@ async function roundTrip(gpu: Gpu, rng: Rng, t: RoundTrip): Promise<CheckResult>
     [t.shared ? 'shared expert: gate 0, down_proj doubled, zeros elsewhere' : 'shared expert all zero']: pass(shared),
     'moefy.json policies and spec': pass(policies && JSON.stringify(sidecar?.spec) === JSON.stringify(spec)),
     'tokenizer file copied': pass(copied),
+    'moefy.json attention MoE layers, read back as gates': pass(
+      JSON.stringify(sidecar?.attention) === JSON.stringify([...attention].map(([layer, a]) => ({ layer, topK: a.topK, scale: a.scale }))) && gated === [...attention.keys()].join(','),
+    ),
     [t.maxShardBytes === undefined ? 'single model.safetensors' : 'sharded with index.json']: pass(sharded),
   };
   return { err: Math.max(...Object.values(outputs)), outputs };
@@ -211,6 +228,8 @@ const errorsCheck: CheckCase = {
       ['sidecar missing a layer', edit('moefy.json', (j) => (j.layers = [])), ['moefy.json', 'layers', 'MoE layer 1'], true],
       ['expert shape', edit('config.json', (j) => (j.moe_intermediate_size = 12)), ['model.safetensors', 'experts.0.gate_proj', 'moe_intermediate_size 12']],
       ['usePolicies without sidecar', files.filter((f) => f.name !== 'moefy.json'), ['moefy.json', 'usePolicies'], true],
+      ['attention MoE top-k past the KV head groups', edit('moefy.json', (j) => (j.attention = [{ layer: 0, topK: c.nKvHeads + 1, scale: 2 }])), ['moefy.json', 'attention[0].topK', `[1, ${c.nKvHeads}]`]],
+      ['attention MoE without its router', edit('moefy.json', (j) => (j.attention = [{ layer: 0, topK: 1, scale: 2 }])), ['model.safetensors', 'model.layers.0.self_attn.gate.weight', 'attention MoE']],
     ];
     // a shared expert whose gate is not zero: transformers would scale it per token, the engine cannot
     const S = 2;

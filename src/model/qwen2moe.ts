@@ -11,7 +11,12 @@
 //                      zero q/k/v biases where the source has none (Qwen2 attention always has them)
 //                      (sharded with model.safetensors.index.json past `maxShardBytes`)
 //   moefy.json         this run's spec and every MoE layer's policy (top-k or LaDiMo's token-wise dynamic
-//                      k with αI, βI): config.json has one num_experts_per_tok for all layers
+//                      k with αI, βI): config.json has one num_experts_per_tok for all layers; and the
+//                      attention MoE layers (LLaMA-MoE v2), this project's own format: their routers are
+//                      model.layers.L.self_attn.gate.weight [G, H] (one row per KV head group), routed as
+//                      src/moe/attention.ts does by the top-k and scale listed here. Stock transformers
+//                      has no attention MoE: it warns that those tensors are unused and runs the attention
+//                      dense, which is a different model; this engine's reader runs them.
 //   tokenizer files    copied as given
 //
 // Shared expert. Qwen2MoeSparseMoeBlock always builds one: y = Σ_k w_k·expert_k(x) + σ(x·w_sᵀ)·shared(x).
@@ -31,6 +36,7 @@ import type { Gpu } from '../gpu/device.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { MAX_EXPERTS, MAX_TOP_K, type RoutingOptions } from '../ops/moe.ts';
 import { convertLayers, uploadMoeWeights, type MoeBlock, type MoeLayer } from '../moe/block.ts';
+import { convertAttention, uploadAttentionRouter, type AttentionMoe } from '../moe/attention.ts';
 import { configFromHf, type ModelConfig } from './config.ts';
 import { LlamaModel, type LoadOptions } from './llama.ts';
 import { openSafetensors } from './safetensors.ts';
@@ -66,9 +72,18 @@ export interface ExportMoeLayer {
   shared?: { S: number; gate_proj: Float32Array; up_proj: Float32Array; down_proj: Float32Array };
 }
 
+/** An attention MoE layer, host-side: the router [G, H] over the KV head groups, its top-k and scale s. */
+export interface ExportAttentionLayer {
+  router: Float32Array;
+  topK: number;
+  scale: number;
+}
+
 export interface ExportOptions {
   /** The run spec, stored verbatim in moefy.json. */
   spec?: unknown;
+  /** Attention MoE layers (their routers go into the safetensors, their routing into moefy.json). */
+  attention?: ReadonlyMap<number, ExportAttentionLayer>;
   /** Tokenizer files (tokenizer.json, tokenizer_config.json, …), copied under their base names. */
   tokenizer?: readonly ExportedFile[];
   /**
@@ -98,6 +113,15 @@ export interface MoefySidecar {
   /** The model the experts came from. */
   source: { arch: ModelConfig['arch']; ropeStyle: ModelConfig['ropeStyle']; qkvBias: boolean };
   layers: SidecarLayer[];
+  /** attention MoE layers (absent in files from before them: none) */
+  attention: SidecarAttention[];
+}
+
+/** An attention MoE layer: router model.layers.<layer>.self_attn.gate.weight, top-k of its KV head groups, scale s. */
+export interface SidecarAttention {
+  layer: number;
+  topK: number;
+  scale: number;
 }
 
 export interface SidecarLayer {
@@ -142,6 +166,8 @@ export interface OpenedQwen2Moe {
   moe: Qwen2MoeConfig;
   layers: Map<number, MoeLayer>;
   blocks: Map<number, MoeBlock>;
+  /** moefy.json's attention MoE layers, set as the model's attention gates */
+  attention: Map<number, AttentionMoe>;
   sidecar?: MoefySidecar;
   tokenizer?: Tokenizer;
   /** Frees the blocks' buffers, the expert weights and the model. */
@@ -207,6 +233,14 @@ export function exportQwen2Moe(
   }));
   const topK = opts.topK ?? (ks.size === 1 && !ks.has(0) ? [...ks][0] : 2);
   if (!Number.isInteger(topK) || topK < 1 || topK > E) fail(`num_experts_per_tok ${topK} must be an integer in [1, ${E}]`);
+  const attention = [...(opts.attention ?? new Map<number, ExportAttentionLayer>())].sort(([a], [b]) => a - b);
+  for (const [l, a] of attention) {
+    const at = `attention MoE layer ${l}`;
+    if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) fail(`${at} is not in 0..${c.nLayers - 1}`);
+    if (a.router.length !== c.nKvHeads * H) fail(`${at}: router has ${a.router.length} values, expected ${c.nKvHeads * H} (${c.nKvHeads} KV head groups × H ${H})`);
+    if (!Number.isInteger(a.topK) || a.topK < 1 || a.topK > Math.min(MAX_TOP_K, c.nKvHeads)) fail(`${at}: top-k ${a.topK} must be an integer in [1, ${Math.min(MAX_TOP_K, c.nKvHeads)}]`);
+    if (!Number.isFinite(a.scale)) fail(`${at}: scale ${a.scale} must be a finite number`);
+  }
 
   // ---- tensors: dense ones by expectedShapes order, HF rotate-half RoPE, zero q/k/v biases if absent
   const moe = new Set(order);
@@ -244,6 +278,7 @@ export function exportQwen2Moe(
     tensors.push([`${p}shared_expert.down_proj.weight`, [H, S], sh ? sh.down_proj.map((v) => 2 * v) : new Float32Array(H * S)]);
     tensors.push([`${p}shared_expert_gate.weight`, [1, H], new Float32Array(H)]);
   }
+  for (const [l, a] of attention) tensors.push([attentionRouterTensor(l), [c.nKvHeads, H], a.router]);
 
   // ---- config.json (Qwen2MoeConfig's fields)
   const mlpOnly = Array.from({ length: c.nLayers }, (_, l) => l).filter((l) => !moe.has(l));
@@ -293,13 +328,17 @@ export function exportQwen2Moe(
       `Dynamic layers route token-wise (top-1 if the largest routing weight ≥ alphaI, top-3 if ≤ betaI, else top-2); stock transformers runs them top-${topK}. ` +
       (widths.size
         ? `The shared experts (width ${S}) are always on: each gate weight is 0 (σ = ½) and each down_proj doubled, so they contribute fully.`
-        : 'Each MoE layer carries a zero shared expert of size 1 (its output is exactly 0).'),
+        : 'Each MoE layer carries a zero shared expert of size 1 (its output is exactly 0).') +
+      (attention.length
+        ? ` Layers ${attention.map(([l]) => l).join(', ')} have an attention MoE (listed under attention): a router model.layers.L.self_attn.gate.weight picks each token's top-k KV head groups, whose attention outputs are kept, scaled by s·(routing weight), the others zeroed before o_proj. Stock transformers ignores those routers and runs dense attention, a different model; moefy opens this folder as it ran.`
+        : ''),
     source: { arch: c.arch, ropeStyle: c.ropeStyle, qkvBias: c.qkvBias },
     layers: order.map((l) => {
       const m = moeLayers.get(l)!;
       if ('dynamic' in m.policy) return { layer: l, policy: 'dynamic', alphaI: m.policy.dynamic.alpha, betaI: m.policy.dynamic.beta, normTopK: m.normTopK };
       return { layer: l, policy: `top${m.policy.topK}`, alphaI: m.alphaI ?? null, betaI: m.betaI ?? null, normTopK: m.normTopK };
     }),
+    attention: attention.map(([layer, a]) => ({ layer, topK: a.topK, scale: a.scale })),
   };
 
   // ---- files
@@ -357,6 +396,11 @@ export function interleavedToHalf(w: Float32Array, heads: number, headDim: numbe
     }
   }
   return out;
+}
+
+/** The tensor of layer l's attention MoE router. */
+function attentionRouterTensor(l: number): string {
+  return `model.layers.${l}.self_attn.gate.weight`;
 }
 
 function layerOf(name: string): number | undefined {
@@ -458,6 +502,7 @@ export function readSidecar(json: unknown, moe: Qwen2MoeConfig, file = SIDECAR):
   const missing = moe.moeLayers.filter((l) => !seen.has(l));
   if (missing.length > 0) fail('layers', `no policy for MoE layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
   layers.sort((a, b) => a.layer - b.layer);
+  const attention = readSidecarAttention(j.attention ?? [], moe.config, fail);
   const s = j.source as Record<string, unknown> | undefined;
   return {
     format: 'moefy-qwen2moe',
@@ -467,7 +512,25 @@ export function readSidecar(json: unknown, moe: Qwen2MoeConfig, file = SIDECAR):
     note: typeof j.note === 'string' ? j.note : '',
     source: { arch: (s?.arch as ModelConfig['arch']) ?? 'qwen2', ropeStyle: (s?.ropeStyle as ModelConfig['ropeStyle']) ?? 'half', qkvBias: s?.qkvBias !== false },
     layers,
+    attention,
   };
+}
+
+/** moefy.json's attention list: each a layer of the model (once), a top-k within its KV head groups, a finite scale. */
+function readSidecarAttention(v: unknown, c: ModelConfig, fail: (field: string, detail: string) => never): SidecarAttention[] {
+  if (!Array.isArray(v)) return fail('attention', `expected a list, got ${JSON.stringify(v)}`);
+  const kMax = Math.min(MAX_TOP_K, c.nKvHeads);
+  const seen = new Set<number>();
+  return v.map((x, i): SidecarAttention => {
+    const at = `attention[${i}]`;
+    const { layer, topK, scale } = (x ?? {}) as Record<string, unknown>;
+    if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) fail(`${at}.layer`, `expected a layer in 0..${c.nLayers - 1}, got ${JSON.stringify(layer)}`);
+    if (seen.has(layer as number)) fail(`${at}.layer`, `layer ${layer} is listed twice`);
+    seen.add(layer as number);
+    if (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1 || topK > kMax) fail(`${at}.topK`, `expected an integer in [1, ${kMax}] (${c.nKvHeads} KV head groups), got ${JSON.stringify(topK)}`);
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) fail(`${at}.scale`, `expected a finite number, got ${JSON.stringify(scale)}`);
+    return { layer: layer as number, topK: topK as number, scale: scale as number };
+  }).sort((a, b) => a.layer - b.layer);
 }
 
 /**
@@ -528,6 +591,7 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
       want(`${p}shared_expert_gate.weight`, [1, H], why);
     }
   }
+  for (const a of sidecar?.attention ?? []) want(attentionRouterTensor(a.layer), [c.nKvHeads, H], `moefy.json lists layer ${a.layer} as an attention MoE over ${c.nKvHeads} KV head groups, hidden_size ${H}`);
   const read = weightIndex(c, sparseEntries).read;
   // each layer's shared expert as the engine runs it (no gate): ½·down_proj under a zero gate; none when it is zero
   const shared = new Map<number, { gate_proj: Float32Array; up_proj: Float32Array; down_proj: Float32Array }>();
@@ -561,6 +625,11 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
   const index = denseIndex(c, dense, moe.moeLayers);
   const model = await LlamaModel.load(gpu, index, { ...opts, onProgress: onProgress && ((n, _total, t) => onProgress(n, index.f32Bytes() + moeBytes, t)) });
   const layers = new Map<number, MoeLayer>();
+  const attnRouters = new Map<number, Tensor>();
+  const releaseWeights = () => {
+    for (const L of layers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((t: Tensor) => t.release());
+    for (const r of attnRouters.values()) r.release();
+  };
   try {
     let loaded = index.f32Bytes();
     for (const l of moe.moeLayers) {
@@ -580,22 +649,26 @@ export async function openQwen2Moe(files: readonly ByteSource[], gpu: Gpu, opts:
       loaded += 4 * (E * H + 3 * E * Ie * H);
       onProgress?.(loaded, index.f32Bytes() + moeBytes, `${p}experts`);
     }
+    for (const a of sidecar?.attention ?? []) attnRouters.set(a.layer, uploadAttentionRouter(gpu, await read(attentionRouterTensor(a.layer)), c.nKvHeads, H));
   } catch (e) {
-    for (const L of layers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((t: Tensor) => t.release());
+    releaseWeights();
     model.release();
     throw e;
   }
   const blocks = convertLayers(model, layers);
+  const attention = convertAttention(model, new Map((sidecar?.attention ?? []).map((a) => [a.layer, { router: attnRouters.get(a.layer)!, topK: a.topK, scale: a.scale }])));
   return {
     model,
     moe,
     layers,
     blocks,
+    attention,
     sidecar,
     tokenizer,
     release() {
       for (const b of blocks.values()) b.release();
-      for (const L of layers.values()) [...Object.values(L.weights), ...Object.values(L.shared ?? {})].forEach((t: Tensor) => t.release());
+      for (const g of attention.values()) g.release();
+      releaseWeights();
       model.release();
     },
   };

@@ -38,6 +38,24 @@ export interface CheckCase {
 }
 
 /** Tolerances stated by the foundation issue. */
+/**
+ * Error checks: each case's call must throw a message containing every one of its words (the file, field
+ * or op and what was expected). 0 per case that does, Infinity per case that does not or is accepted.
+ */
+export function refusals(cases: readonly (readonly [label: string, call: () => unknown, words: readonly string[]])[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [label, call, words] of cases) {
+    let msg = 'accepted';
+    try {
+      call();
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    out[label] = words.every((w) => msg.includes(w)) ? 0 : Infinity;
+  }
+  return out;
+}
+
 export const TOL = { elementwise: 1e-5, gemm: 1e-4, grad: 1e-4 } as const;
 
 /** Reads each output tensor and compares it with its reference; also releases the tensors given. */

@@ -19,6 +19,7 @@ import { captureChecks } from '../methods/ladimo/capture.check.ts';
 import { qwen2moeChecks } from '../model/qwen2moe.check.ts';
 import { trainChecks } from '../train/train.check.ts';
 import { trainMoeChecks } from '../train/moe.check.ts';
+import { trainAttentionMoeChecks } from '../train/attention-moe.check.ts';
 import { momentsChecks } from './moments.check.ts';
 import { moeBiasChecks } from './moe-bias.check.ts';
 import { diveChecks } from '../methods/dive/dive.check.ts';
@@ -48,6 +49,7 @@ export const allChecks: CheckCase[] = [
   ...qwen2moeChecks,
   ...trainChecks,
   ...trainMoeChecks,
+  ...trainAttentionMoeChecks,
   ...momentsChecks,
   ...moeBiasChecks,
   ...diveChecks,

@@ -1,11 +1,14 @@
-// headGate against its float64 reference on ragged shapes, the output NaN-poisoned first (every element
-// is written, the unselected groups' as exact zeros), with unused (NONE) slots among the selections and
-// groups of one head (multi-head attention) as well as GQA groups.
+// headGate and its routing-weight gradient headGateWeightGrad against their float64 references on ragged
+// shapes, the outputs NaN-poisoned first (every element is written, the unselected groups' as exact zeros,
+// an unused slot's gradient as 0), with unused (NONE) slots among the selections and groups of one head
+// (multi-head attention) as well as GQA groups; the gradient reference against central differences of the
+// forward's.
 import type { CheckCase } from './check.ts';
 import { TOL, compare, poisoned } from './check.ts';
+import { dot, fdError, withFd } from './gradcheck.ts';
 import { NONE } from './moe.ts';
-import { headGate } from './head-gate.ts';
-import { headGateRef } from './head-gate.ref.ts';
+import { headGate, headGateWeightGrad } from './head-gate.ts';
+import { headGateRef, headGateWeightGradRef } from './head-gate.ref.ts';
 
 const shapes = [
   { T: 1, heads: 1, D: 3, kMax: 1, hpg: 1 },
@@ -15,7 +18,7 @@ const shapes = [
 
 export const headGateChecks: CheckCase[] = shapes.map((s) => ({
   family: 'head-gate',
-  name: `headGate T ${s.T}, ${s.heads} heads × ${s.D}, groups of ${s.hpg}, kMax ${s.kMax}`,
+  name: `headGate and ∂/∂topW, T ${s.T}, ${s.heads} heads × ${s.D}, groups of ${s.hpg}, kMax ${s.kMax}`,
   tol: TOL.elementwise,
   smoke: s.T === 7,
   async run(gpu, rng) {
@@ -28,8 +31,16 @@ export const headGateChecks: CheckCase[] = shapes.map((s) => ({
     const att = gpu.upload(A, [T, heads, D], 'att');
     const topIds = gpu.upload(ids, [T, kMax], 'topIds');
     const topW = gpu.upload(W, [T, kMax], 'topW');
+    const dO = rng.normals(T * heads * D);
+    const dOut = gpu.upload(dO, [T, heads, D], 'dOut');
     const out = poisoned(gpu, [T, heads, D]);
-    headGate(att, topIds, topW, { headsPerGroup: hpg, scale: 1.5, out });
-    return compare({ out: [out, headGateRef(A, ids, W, T, heads, D, kMax, hpg, 1.5)] }, [att, topIds, topW, out]);
+    const dTopW = poisoned(gpu, [T, kMax]);
+    const o = { headsPerGroup: hpg, scale: 1.5 };
+    headGate(att, topIds, topW, { ...o, out });
+    headGateWeightGrad(att, dOut, topIds, { ...o, out: dTopW });
+    const dTopWRef = headGateWeightGradRef(A, dO, ids, T, heads, D, kMax, hpg, 1.5);
+    const fd = fdError((w) => dot(dO, headGateRef(A, ids, w, T, heads, D, kMax, hpg, 1.5)), W, dTopWRef, rng);
+    const r = await compare({ out: [out, headGateRef(A, ids, W, T, heads, D, kMax, hpg, 1.5)], dTopW: [dTopW, dTopWRef] }, [att, topIds, topW, dOut, out, dTopW]);
+    return withFd(r, { dTopW: fd });
   },
 }));

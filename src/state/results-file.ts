@@ -57,8 +57,14 @@ export function parseV2File(text: string, file: string): V2Metrics {
   });
   need('stages', (v) => Array.isArray(v), 'a list of the post-training stages');
   need('construction', (v) => !!v && typeof v === 'object', 'the construction (v2.* settings and neuron counts)');
-  need('activated', (v) => !!v && typeof (v as { mlp_share?: unknown }).mlp_share === 'number', 'the activated parameters ({ attention, mlp_dense, mlp_moe, mlp_share })');
-  // files from before the comparison, the export or the expert load have none
+  need('activated', (v) => !!v && typeof (v as { mlp_share?: unknown }).mlp_share === 'number', 'the activated parameters ({ attention, attention_dense, mlp_dense, mlp_moe, mlp_share })');
+  // files from before the comparison, the export, the expert load or attention MoE have none (their attention was dense)
   const metrics = m as unknown as V2Metrics;
-  return { ...metrics, comparison: metrics.comparison ?? null, export: metrics.export ?? null, expert_load: metrics.expert_load ?? [] };
+  return {
+    ...metrics,
+    activated: { ...metrics.activated, attention_dense: metrics.activated.attention_dense ?? metrics.activated.attention },
+    comparison: metrics.comparison?.map((v) => ({ ...v, attention_top_k: v.attention_top_k ?? null, activated_attention_share: v.activated_attention_share ?? 1 })) ?? null,
+    export: metrics.export ?? null,
+    expert_load: metrics.expert_load ?? [],
+  };
 }

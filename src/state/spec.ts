@@ -88,7 +88,7 @@ export const FIELDS = [
   { key: 'v2.stage1Steps', label: 'Stage 1 steps', type: 'number', default: 200, min: 0, int: true, doc: "method 'llama-moe-v2': optimizer steps of post-training stage 1 (train.* sets the loop, the LoRA adapters and what trains)" },
   { key: 'v2.stage2Steps', label: 'Stage 2 steps', type: 'number', default: 200, min: 0, int: true, doc: "method 'llama-moe-v2': optimizer steps of post-training stage 2" },
   { key: 'v2.evalWindows', label: 'Evaluation windows per domain', type: 'number', default: 4, min: 1, int: true, doc: "method 'llama-moe-v2': held-out windows (eval.window tokens) of each stage domain, scored after construction and after each stage" },
-  { key: 'v2.compare', label: 'Compare constructions', type: 'boolean', default: false, doc: "method 'llama-moe-v2': also run, through stage 1 at the same budget, the other MLP kind at matched activated neurons and random routers (k-means when v2.routerInit is random)" },
+  { key: 'v2.compare', label: 'Compare constructions', type: 'boolean', default: false, doc: "method 'llama-moe-v2': also run, through stage 1 at the same budget, the other MLP kind at matched activated neurons, random routers (k-means when v2.routerInit is random) and, with v2.attention, dense attention" },
   // ---- end LLaMA-MoE v2
   { key: 'eval.domain', label: 'Evaluation domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
   { key: 'eval.window', label: 'Window (tokens)', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },

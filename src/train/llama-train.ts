@@ -4,10 +4,12 @@
 //   x = embed_tokens[ids]
 //   for each layer:                                         (recomputed in the backward when `recompute`)
 //     x = x + o_proj(attn(rope(q_proj(h)), rope(k_proj(h)), v_proj(h))),  h = input_layernorm(x)
+//       with, in an attention MoE layer, attn gated per token to its top-k KV head groups (attention-moe.ts)
 //     x = x + down_proj(silu(gate_proj(h)) ⊙ up_proj(h)),                 h = post_attention_layernorm(x)
 //       or, in a MoE layer,
 //     x = x + Σ_{e ∈ top-k} w_e·expert_e(h) (+ shared_expert(h))           (moe.ts, Qwen2-MoE's block)
 //   loss = CE(lm_head(norm(x)), targets) (+ KL(teacher ‖ student)) (+ Σ_MoE layers α·L_aux), in chunks of rows
+//     (an attention MoE's router has its own α·L_aux: LLaMA-MoE v2's balance loss is per router)
 //
 // Any linear layer may carry a LoRA adapter (lora.ts); parameters train or stay frozen by name
 // (params.ts), a MoE layer's router, experts and shared expert included. One sequence per call:
@@ -17,9 +19,10 @@ import type { ModelConfig } from '../model/config.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import { addLora, type LoraAdapter, type LoraOptions } from './lora.ts';
 import { matmul } from '../ops/matmul.ts';
+import { attentionMoe, checkAttentionRouting, type AttentionRouting } from './attention-moe.ts';
 import { addExpertLora, checkMoeRouting, loraMerge, loraTargets, moe, type MoeRouting } from './moe.ts';
 import { add, attention, embed, linear, lmHeadLoss, rmsNorm, rope, swiglu } from './ops.ts';
-import { llamaParams, moeParamNames, selectTrainable, type FreezeOptions, type MoeLayerWeights, type ParamSet } from './params.ts';
+import { attentionRouterName, llamaParams, moeParamNames, selectTrainable, type FreezeOptions, type MoeLayerWeights, type ParamSet } from './params.ts';
 import { Tape, type Var } from './tape.ts';
 
 /** The linear layers of one decoder layer, as HF names the modules (model.layers.<l>.<name>). */
@@ -42,12 +45,20 @@ export interface TrainModel {
   moe: Map<number, MoeRouting>;
   /** the MoE layers' constant expert biases [E, H] by layer, where they have them */
   moeBias: Map<number, Tensor>;
+  /** the attention MoE layers' routing by layer (their routers are in params, named by attentionRouterName) */
+  attnMoe: Map<number, AttentionRouting>;
 }
 
 /** A MoE layer of a TrainModel: its weights (updated in place by training) and how it routes. */
 export interface TrainMoeLayer {
   weights: MoeLayerWeights;
   routing: MoeRouting;
+}
+
+/** An attention MoE layer of a TrainModel: its router [G, dim] (updated in place by training) and how it routes. */
+export interface TrainAttentionMoeLayer {
+  router: Tensor;
+  routing: AttentionRouting;
 }
 
 export interface TrainModelOptions {
@@ -59,6 +70,8 @@ export interface TrainModelOptions {
   lossChunkRows?: number;
   /** layers whose FFN is a MoE block (absent: all dense) */
   moe?: ReadonlyMap<number, TrainMoeLayer>;
+  /** layers whose attention is an attention MoE (absent: none) */
+  attention?: ReadonlyMap<number, TrainAttentionMoeLayer>;
 }
 
 /**
@@ -92,7 +105,15 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
       throw new Error(`model.layers.${l}.mlp: the experts' bias must be [${E}, ${c.dim}], got [${b.shape}]`);
     }
   }
-  const params = llamaParams(model.weights, c.tiedEmbeddings, new Map([...moeLayers].map(([l, m]) => [l, m.weights])));
+  const attnLayers = o.attention ?? new Map<number, TrainAttentionMoeLayer>();
+  for (const [l, a] of attnLayers) {
+    const where = `model.layers.${l}.self_attn`;
+    if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) throw new Error(`trainModel: attention MoE layer ${l} is not in 0..${c.nLayers - 1}`);
+    const [G, dim] = a.router.shape;
+    if (a.router.shape.length !== 2 || G !== c.nKvHeads || dim !== c.dim) throw new Error(`${where}.gate: the router must be [${c.nKvHeads}, ${c.dim}] (one row per KV head group), got [${a.router.shape}]`);
+    checkAttentionRouting(where, G, c.nHeads, a.routing);
+  }
+  const params = llamaParams(model.weights, c.tiedEmbeddings, new Map([...moeLayers].map(([l, m]) => [l, m.weights])), new Map([...attnLayers].map(([l, a]) => [l, a.router])));
   const lora = o.lora ? addAdapters(model, params, moeLayers, o.lora) : new Map<string, LoraAdapter>();
   // PEFT's default: with adapters, the base model is frozen
   const only = o.freeze.only.length || !o.lora ? o.freeze.only : ['*.lora_A.weight', '*.lora_B.weight'];
@@ -105,7 +126,8 @@ export function trainModel(model: LlamaModel, o: TrainModelOptions): TrainModel 
   const lossChunkRows = o.lossChunkRows ?? Math.max(1, Math.floor(2 ** 22 / c.vocabSize));
   const moeRouting = new Map([...moeLayers].map(([l, m]) => [l, m.routing]));
   const moeBias = new Map([...moeLayers].flatMap(([l, m]) => (m.weights.bias ? [[l, m.weights.bias] as const] : [])));
-  return { config: c, params, lora, recompute: o.recompute, lossChunkRows, moe: moeRouting, moeBias };
+  const attnMoe = new Map([...attnLayers].map(([l, a]) => [l, a.routing]));
+  return { config: c, params, lora, recompute: o.recompute, lossChunkRows, moe: moeRouting, moeBias, attnMoe };
 }
 
 /** The stacked routed-expert modules of the MoE layers (module.weight [E, out, in]). */
@@ -166,9 +188,9 @@ export interface SequenceLossOptions {
   klScale: number;
   /**
    * per-token losses go to ce (and kl) at rows offset .. offset+T−1; each MoE layer l with a balance
-   * loss writes its L_aux on this sequence to aux [nLayers] at element l
+   * loss writes its L_aux on this sequence to aux [nLayers] at element l, an attention MoE's to attnAux
    */
-  out: { ce: Tensor; kl?: Tensor; aux?: Tensor; offset: number };
+  out: { ce: Tensor; kl?: Tensor; aux?: Tensor; attnAux?: Tensor; offset: number };
   /** the objective adds auxScale·α_l·L_aux,l per MoE layer l (default 1; e.g. 1/sequences per step) */
   auxScale?: number;
 }
@@ -180,6 +202,8 @@ export interface AuxOptions {
   key?: number;
   /** [nLayers]: L_aux of layer l at element l */
   out?: Tensor;
+  /** [nLayers]: the attention MoE's L_aux of layer l at element l */
+  attnOut?: Tensor;
 }
 
 /**
@@ -212,7 +236,7 @@ export function sequenceLoss(m: TrainModel, s: Sequence, o: SequenceLossOptions)
 function forward(t: Tape, m: TrainModel, s: Sequence, o: SequenceLossOptions): void {
   const c = m.config;
   const P = (name: string) => t.param(m.params.get(name));
-  const h = trunk(t, m, s.ids, { scale: o.auxScale ?? 1, out: o.out.aux, key: s.key });
+  const h = trunk(t, m, s.ids, { scale: o.auxScale ?? 1, out: o.out.aux, attnOut: o.out.attnAux, key: s.key });
 
   // loss = CE(lm_head(h), targets) (+ KL(teacher ‖ student)); lm_head is embed_tokens when tied
   const head = P(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
@@ -256,7 +280,13 @@ export function decoderLayer(t: Tape, m: TrainModel, l: number, x: Var, aux: Aux
   const q = rope(t, lin(h, 'self_attn.q_proj'), ropeHeads(c.nHeads));
   const k = rope(t, lin(h, 'self_attn.k_proj'), ropeHeads(c.nKvHeads));
   const v = lin(h, 'self_attn.v_proj');
-  x = add(t, x, lin(attention(t, q, k, v, c.nHeads, c.nKvHeads), 'self_attn.o_proj'));
+  let att = attention(t, q, k, v, c.nHeads, c.nKvHeads);
+  const attnRouting = m.attnMoe.get(l);
+  if (attnRouting) {
+    const auxOut = aux.attnOut && { loss: aux.attnOut, offset: l };
+    att = attentionMoe(t, h, att, t.param(m.params.get(attentionRouterName(l))), { ...attnRouting, heads: c.nHeads, auxScale: aux.scale, auxOut });
+  }
+  x = add(t, x, lin(att, 'self_attn.o_proj'));
 
   // ---- feed-forward: x = x + down_proj(silu(gate_proj(h)) ⊙ up_proj(h)), h = post_attention_layernorm(x)
   const h2 = rmsNorm(t, x, P('post_attention_layernorm.weight'), c.normEps);

@@ -1,4 +1,5 @@
-// float64 reference of the training MoE block (moe.ts) and of a LLaMA model whose layers may be such blocks:
+// float64 reference of the training MoE block (moe.ts), of the attention MoE gate (attention-moe.ts), and of a
+// LLaMA model whose layers may have them:
 // the ground truth of moe.check.ts. Built from the references of the parts (src/model/llama.ref.ts,
 // src/ops/moe.ref.ts): every expert on every token weighted by the routing mask, so no permutation is
 // involved, and the load-balancing loss L_aux = E·Σ_i f_i·P_i (Switch Transformer eq. 4–6).
@@ -6,6 +7,8 @@ import type { ModelConfig } from '../model/config.ts';
 import { llamaForwardRef } from '../model/llama.ref.ts';
 import { auxLossRef, expertOutputsRef, mixRef, noisyLogitsRef, routeRef, routerLogitsRef, routingMaskRef, type RoutingRef } from '../ops/moe.ref.ts';
 import { denseFfnRef } from '../ops/moe-train.ref.ts';
+import { headGateRef } from '../ops/head-gate.ref.ts';
+import type { AttentionRouting } from './attention-moe.ts';
 import { moeExpertBiasRef } from '../ops/moe-bias.ref.ts';
 import type { MoeRouting } from './moe.ts';
 
@@ -46,14 +49,31 @@ export function moeBlockRef(x: ArrayLike<number>, w: MoeBlockRef, T: number, H: 
     const s = denseFfnRef(x, w.shared.Sg, w.shared.Su, w.shared.Sd, T, H, S);
     for (let i = 0; i < y.length; i++) y[i] += s[i];
   }
+  return { y, routing, aux: auxLossRef(routing.probs, routing.topIds, T, E, routing.kMax).loss, margin: marginRef(routing.probs, T, E, r.topK) };
+}
+
+/** The smallest p_(k) − p_(k+1) over tokens (∞ when k = E). */
+function marginRef(probs: Float64Array, T: number, E: number, k: number): number {
   let margin = Infinity;
-  if (r.topK < E) {
+  if (k < E) {
     for (let t = 0; t < T; t++) {
-      const p = Array.from(routing.probs.subarray(t * E, (t + 1) * E)).sort((a, b) => b - a);
-      margin = Math.min(margin, p[r.topK - 1] - p[r.topK]);
+      const p = Array.from(probs.subarray(t * E, (t + 1) * E)).sort((a, b) => b - a);
+      margin = Math.min(margin, p[k - 1] - p[k]);
     }
   }
-  return { y, routing, aux: auxLossRef(routing.probs, routing.topIds, T, E, routing.kMax).loss, margin };
+  return margin;
+}
+
+/**
+ * The attention MoE gate: h [T, H] the router's input, att [T, heads·D], Wr [G, H];
+ * y[t, head] = s·p_g·att[t, head] for the head's group g in top-k(softmax(h·Wrᵀ)), else 0.
+ */
+export function attentionMoeRef(h: ArrayLike<number>, att: ArrayLike<number>, Wr: ArrayLike<number>, T: number, H: number, heads: number, r: AttentionRouting): MoeBlockOutRef {
+  const G = Wr.length / H;
+  const D = att.length / (T * heads);
+  const routing = routeRef(routerLogitsRef(h, Wr, { T, H, E: G }), T, G, { topK: r.topK });
+  const y = headGateRef(att, routing.topIds, routing.topW, T, heads, D, routing.kMax, heads / G, r.scale);
+  return { y, routing, aux: auxLossRef(routing.probs, routing.topIds, T, G, routing.kMax).loss, margin: marginRef(routing.probs, T, G, r.topK) };
 }
 
 /** Each token's selected experts as a sorted list (the selection, whatever order top-k ranked it in). */
@@ -64,15 +84,26 @@ export function selectionRef(routing: RoutingRef, T: number): string[] {
 export interface MoeModelOutRef {
   logits: Float64Array;   // [T, vocab]
   /** per MoE layer: L_aux, the selection per token and the selection margin */
-  layers: Map<number, { aux: number; selection: string[]; margin: number }>;
+  layers: Map<number, LayerRoutingRef>;
+  /** the same per attention MoE layer */
+  attnLayers: Map<number, LayerRoutingRef>;
+}
+
+export interface LayerRoutingRef {
+  aux: number;
+  selection: string[];
+  margin: number;
 }
 
 /**
  * llamaForwardRef with the FFN of the layers in `moe` replaced by moeBlockRef over the weights named as
- * params.ts's moeParamNames (model.layers.L.mlp.gate.weight, …experts.gate_proj.weight, …shared_expert.*).
+ * params.ts's moeParamNames (model.layers.L.mlp.gate.weight, …experts.gate_proj.weight, …shared_expert.*),
+ * and the attention of the layers in `attn` gated by attentionMoeRef over model.layers.L.self_attn.gate.weight.
  * One causal prefill of `ids` from position 0.
  */
-export function moeModelForwardRef(c: ModelConfig, weights: Map<string, Float32Array>, moe: ReadonlyMap<number, MoeRouting>, ids: number[]): MoeModelOutRef {
+export function moeModelForwardRef(
+  c: ModelConfig, weights: Map<string, Float32Array>, moe: ReadonlyMap<number, MoeRouting>, ids: number[], attn: ReadonlyMap<number, AttentionRouting> = new Map(),
+): MoeModelOutRef {
   const T = ids.length;
   const w = (name: string): Float32Array => {
     const a = weights.get(name);
@@ -80,6 +111,15 @@ export function moeModelForwardRef(c: ModelConfig, weights: Map<string, Float32A
     return a;
   };
   const layers: MoeModelOutRef['layers'] = new Map();
+  const attnLayers: MoeModelOutRef['attnLayers'] = new Map();
+  const routed = (b: MoeBlockOutRef): LayerRoutingRef => ({ aux: b.aux, selection: selectionRef(b.routing, T), margin: b.margin });
+  const attnGate = (l: number, h: Float64Array, att: Float64Array) => {
+    const r = attn.get(l);
+    if (!r) return undefined;
+    const b = attentionMoeRef(h, att, w(`model.layers.${l}.self_attn.gate.weight`), T, c.dim, c.nHeads, r);
+    attnLayers.set(l, routed(b));
+    return b.y;
+  };
   const logits = llamaForwardRef(c, weights, ids, (l, h) => {
     const r = moe.get(l);
     if (!r) return undefined;
@@ -92,8 +132,8 @@ export function moeModelForwardRef(c: ModelConfig, weights: Map<string, Float32A
         Sg: w(`${p}.shared_expert.gate_proj.weight`), Su: w(`${p}.shared_expert.up_proj.weight`), Sd: w(`${p}.shared_expert.down_proj.weight`),
       } : undefined,
     }, T, c.dim, r);
-    layers.set(l, { aux: b.aux, selection: selectionRef(b.routing, T), margin: b.margin });
+    layers.set(l, routed(b));
     return b.y;
-  });
-  return { logits, layers };
+  }, attnGate);
+  return { logits, layers, attnLayers };
 }

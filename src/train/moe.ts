@@ -117,12 +117,7 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
   const ex = moeExpertsTrain(x.value, experts, perm);
   moeCombine(ex.ys, r.topW, perm.tokenSlot, y.value);
   if (w.bias) moeExpertBias(y.value, w.bias, r.topIds, r.topW);
-  if (o.auxCoef) {
-    const aux = moeAuxLoss(r.probs, r.topIds);
-    if (o.auxOut) t.gpu.copy(aux.loss, o.auxOut.loss, o.auxOut.offset);
-    aux.loss.release();
-    aux.f.release();
-  }
+  if (o.auxCoef && o.auxOut) readAuxLoss(r, o.auxOut);
 
   t.record([y], () => {
     const { dTopW, dys } = moeCombineBackward(y.grad!, ex.ys, r.topW, perm);
@@ -130,11 +125,7 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
     // w → z (+ α·∂L_aux/∂z) → z = x·Wrᵀ/τ: dWr = dzᵀ·x/τ, dx = dz·Wr/τ
     if (x.requiresGrad || w.router.requiresGrad || w.noise?.requiresGrad) {
       const dz = moeRouterBackward(dTopW, r.probs, r.topIds, { normTopK: o.normTopK });
-      if (alpha) {
-        const aux = moeAuxLoss(r.probs, r.topIds, { dLogits: dz, coef: alpha });
-        aux.loss.release();
-        aux.f.release();
-      }
+      if (alpha) addAuxGrad(r, dz, alpha);
       t.grads([w.router], ([d], acc) => matmul(dz, x.value, { transA: true, alpha: invTau, out: d, accumulate: acc }), true);
       t.grads([x], ([d], acc) => matmul(dz, w.router.value, { alpha: invTau, out: d, accumulate: acc }), true);
       if (noisy) {
@@ -158,6 +149,21 @@ export function moe(t: Tape, x: Var, w: MoeExperts, o: MoeOpOptions): Var {
     dys.release();
   }, [r.probs, r.topIds, r.topW, perm.slotToken, perm.tokenSlot, perm.expertOffsets, perm.tileOffsets, ex.gu, ex.h, ex.ys, ...(noisy ? [noisy.m, noisy.normals] : [])]);
   return y;
+}
+
+/** Writes L_aux (Switch Transformer eq. 4) of a routing to out.loss at out.offset: the balance loss's reading. */
+export function readAuxLoss(r: { probs: Tensor; topIds: Tensor }, out: { loss: Tensor; offset: number }): void {
+  const aux = moeAuxLoss(r.probs, r.topIds);
+  r.probs.gpu.copy(aux.loss, out.loss, out.offset);
+  aux.loss.release();
+  aux.f.release();
+}
+
+/** dz += α·∂L_aux/∂z, the balance loss's gradient added to the router logits' (f_i held constant). */
+export function addAuxGrad(r: { probs: Tensor; topIds: Tensor }, dz: Tensor, alpha: number): void {
+  const aux = moeAuxLoss(r.probs, r.topIds, { dLogits: dz, coef: alpha });
+  aux.loss.release();
+  aux.f.release();
 }
 
 /** ε [T, E] ~ N(0, 1) of the sequence `key` of a noisy gate seeded `seed` (the references draw the same). */

@@ -73,13 +73,20 @@ export function moeParamNames(l: number) {
   };
 }
 
+/** The router over layer l's KV head groups in an attention MoE (LLaMA-MoE v2): [G, dim]. */
+export function attentionRouterName(l: number): string {
+  return `model.layers.${l}.self_attn.gate.weight`;
+}
+
 /**
  * The weights of a LlamaModel under their HF names (expectedShapes' order); a tied lm_head is
  * embed_tokens itself, one parameter with both roles. The tensors stay the model's: training updates the
  * model in place, so its inference forward sees the trained weights. The layers in `moe` have the MoE
- * FFN given there instead of their dense mlp.
+ * FFN given there instead of their dense mlp; those in `attnRouters` an attention MoE router.
  */
-export function llamaParams(w: Weights, tied: boolean, moe: ReadonlyMap<number, MoeLayerWeights> = new Map()): ParamSet {
+export function llamaParams(
+  w: Weights, tied: boolean, moe: ReadonlyMap<number, MoeLayerWeights> = new Map(), attnRouters: ReadonlyMap<number, Tensor> = new Map(),
+): ParamSet {
   const s = new ParamSet();
   s.add('model.embed_tokens.weight', w.embed_tokens);
   w.layers.forEach((L, l) => {
@@ -91,6 +98,8 @@ export function llamaParams(w: Weights, tied: boolean, moe: ReadonlyMap<number, 
       if (bias) s.add(`${p}self_attn.${k}_proj.bias`, bias);
     }
     s.add(`${p}self_attn.o_proj.weight`, L.o_proj);
+    const router = attnRouters.get(l);
+    if (router) s.add(attentionRouterName(l), router);
     s.add(`${p}post_attention_layernorm.weight`, L.post_attention_layernorm);
     const m = moe.get(l);
     if (!m) {

@@ -11,7 +11,7 @@ import { textDataFromFiles, type TextData } from '../methods/ladimo/data.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../state/spec.ts';
 import { latestSnapshot, saveSnapshot } from './checkpoint.ts';
 import { trainTokens, type TrainTokens } from './data.ts';
-import { releaseTrainModel, trainModel, type TrainModel, type TrainMoeLayer } from './llama-train.ts';
+import { releaseTrainModel, trainModel, type TrainModel, type TrainAttentionMoeLayer, type TrainMoeLayer } from './llama-train.ts';
 import { patternList } from './params.ts';
 import type { Param } from './tape.ts';
 import { train, type EvalPoint, type StepPoint, type TrainOptions, type TrainProgress, type TrainResult, type TrainSnapshot } from './trainer.ts';
@@ -85,11 +85,14 @@ export function specTrainTokens(spec: RunSpec, ckpt: Pick<Checkpoint, 'config' |
   return trainTokens(data, domains, ckpt.tokenizer, seqLen, spec['eval.maxWindows'], 'train.domains');
 }
 
-/** `model` as the spec trains it: its LoRA adapters (train.lora.*), trainable set (train.only, train.freeze), recompute; `moe`: layers whose FFN is a MoE block. */
-export function specTrainModel(model: LlamaModel, spec: RunSpec, moe?: ReadonlyMap<number, TrainMoeLayer>): TrainModel {
+/** `model` as the spec trains it: its LoRA adapters (train.lora.*), trainable set (train.only, train.freeze), recompute; `moe`: layers whose FFN is a MoE block, `attention`: those whose attention is an attention MoE. */
+export function specTrainModel(
+  model: LlamaModel, spec: RunSpec, moe?: ReadonlyMap<number, TrainMoeLayer>, attention?: ReadonlyMap<number, TrainAttentionMoeLayer>,
+): TrainModel {
   const rank = spec['train.lora.rank'];
   return trainModel(model, {
     moe,
+    attention,
     lora: rank > 0 ? { rank, alpha: spec['train.lora.alpha'], targets: patternList(spec['train.lora.targets']), seed: spec.seed, field: 'train.lora.targets' } : undefined,
     freeze: { only: patternList(spec['train.only']), freeze: patternList(spec['train.freeze']), fields: { only: 'train.only', freeze: 'train.freeze' } },
     recompute: spec['train.recompute'],

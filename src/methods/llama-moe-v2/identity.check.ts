@@ -20,7 +20,7 @@ import { downProjInputRef, ffnModelFixture } from '../ffn.fixtures.ts';
 import { constructMlpLayers, inferenceLayers, sharedNeuronCount, trainLayers, type ConstructedLayer, type MlpMoeSpec } from './build.ts';
 import type { MlpKind } from './construct.ts';
 import { mlpMoeLayer, releaseMlpMoe } from './layer.ts';
-import { convertAttention, uploadAttentionRouter } from './attention.ts';
+import { convertAttention, uploadAttentionRouter } from '../../moe/attention.ts';
 import { attentionRouters, captureAttentionInputs } from './attention-init.ts';
 import { releaseTrainModel, sequenceLogits, trainModel } from '../../train/llama-train.ts';
 import { neuronStatistics, type NeuronStats } from './stats.ts';

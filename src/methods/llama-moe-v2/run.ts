@@ -8,14 +8,18 @@
 // with export.dir, the result as a Qwen2-MoE folder (export.ts). After construction and after each stage, on
 // the held-out text of every stage domain: perplexity, and next-token agreement and KL against the dense
 // model (a copy kept untrained); the parameters a token activates, attention and MLP apart; dense and MoE
-// tokens/s. Attention MoE (v2.attention) has no training op yet, so a run converts MLPs only.
+// tokens/s. With v2.attention the same layers' attention becomes an attention MoE too (src/moe/attention.ts:
+// one expert per KV head group, its router initialised as the MLP's from the attention inputs,
+// attention-init.ts), trained alongside with its own balance term (src/train/attention-moe.ts).
 // With v2.compare, the paper's ablations join the run at stage 1's budget: the other MLP kind at matched
 // activated parameters (a vanilla MoE taking as many of its N experts as the residual MoE activates
-// neurons, or the reverse), and random routers in place of the spec's initialisation.
+// neurons, or the reverse), random routers in place of the spec's initialisation, and, with v2.attention,
+// the same MLP MoE with dense attention.
 // runLlamaMoeV2 opens the spec's files for the CLI; v2Run takes a checkpoint and text already open (the
 // workbench), reports as a TaskControl, stops at the next step on its signal, and keeps each finished
 // construction in a PieceMemo (checkpoint.dir, or the browser's store), so a stopped run resumes at the next.
 import type { Gpu } from '../../gpu/device.ts';
+import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { compareModels, throughput } from '../../eval/compare.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
@@ -42,6 +46,10 @@ import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { expertShares } from '../ladimo/profile.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
+import { convertAttention, uploadAttentionRouter } from '../../moe/attention.ts';
+import type { ModelConfig } from '../../model/config.ts';
+import type { TrainAttentionMoeLayer } from '../../train/llama-train.ts';
+import { attentionRouters } from './attention-init.ts';
 import { constructMlpLayers, inferenceLayers, sharedNeuronCount, trainLayers, type ConstructedLayer } from './build.ts';
 import { releaseMlpMoe } from './layer.ts';
 
@@ -90,6 +98,10 @@ export interface V2Variant {
   top_k: number;
   /** share of the dense MLP's neurons a token activates (shared + top_k experts) */
   activated_share: number;
+  /** attention MoE: head groups per token (null: dense attention) */
+  attention_top_k: number | null;
+  /** share of the dense attention's parameters a token activates (1: dense attention) */
+  activated_attention_share: number;
   points: V2Point[];
 }
 
@@ -102,8 +114,11 @@ export interface V2Metrics {
     expert_neurons: number;
     calibration_tokens: number;
   };
-  /** parameters a token activates in the converted layers: attention (unchanged), MLP dense vs MoE (router included) */
-  activated: { attention: number; mlp_dense: number; mlp_moe: number; mlp_share: number };
+  /**
+   * parameters a token activates in the converted layers, routers included: attention as run (attention MoE:
+   * its groups' q/o slices, every group's k/v, the router) and dense; the MLP's, dense vs MoE
+   */
+  activated: { attention: number; attention_dense: number; mlp_dense: number; mlp_moe: number; mlp_share: number };
   dense: { domain: string; ppl: number }[];
   points: V2Point[];
   stages: V2Stage[];
@@ -146,6 +161,8 @@ interface RunContext {
   ckpt: Checkpoint;
   dense: LlamaModel;
   cap: CaptureResult;
+  /** the calibration windows (the attention routers' hidden states come from them) */
+  calib: number[][];
   layers: number[];
   evals: Map<string, number[][]>;
   stage1Domains: string[];
@@ -161,7 +178,10 @@ interface RunContext {
   tick: (steps: number, detail: string) => void;
 }
 
-/** The constructions v2.compare adds: the other MLP kind at matched activated neurons, and random routers (or k-means when the spec's are random). */
+/**
+ * The constructions v2.compare adds: the other MLP kind at matched activated neurons, random routers (or
+ * k-means when the spec's are random), and with an attention MoE, dense attention.
+ */
 export function comparedSpecs(spec: RunSpec, I: number): { name: string; spec: RunSpec }[] {
   const N = spec['v2.experts'];
   const shared = (kind: RunSpec['v2.mlp']) => (kind === 'residual' ? sharedNeuronCount(spec, I) : 0);
@@ -170,14 +190,26 @@ export function comparedSpecs(spec: RunSpec, I: number): { name: string; spec: R
   const other: RunSpec['v2.mlp'] = spec['v2.mlp'] === 'residual' ? 'vanilla' : 'residual';
   const k = Math.min(Math.min(MAX_TOP_K, N), Math.max(1, Math.round((activated - shared(other)) / expertDim(other))));
   const routers: RunSpec['v2.routerInit'] = spec['v2.routerInit'] === 'random' ? 'hidden-kmeans' : 'random';
-  return [
-    { name: variantName({ ...spec, 'v2.mlp': other, 'v2.topK': k }), spec: { ...spec, 'v2.mlp': other, 'v2.topK': k } },
-    { name: variantName({ ...spec, 'v2.routerInit': routers }), spec: { ...spec, 'v2.routerInit': routers } },
-  ];
+  const variants: RunSpec[] = [{ ...spec, 'v2.mlp': other, 'v2.topK': k }, { ...spec, 'v2.routerInit': routers }];
+  if (spec['v2.attention']) variants.push({ ...spec, 'v2.attention': false });
+  return variants.map((v) => ({ name: variantName(v), spec: v }));
 }
 
 function variantName(s: RunSpec): string {
-  return `${s['v2.mlp']}, ${s['v2.routerInit']} routers, top-${s['v2.topK']} of ${s['v2.experts']}`;
+  return `${s['v2.mlp']}, ${s['v2.routerInit']} routers, top-${s['v2.topK']} of ${s['v2.experts']}${s['v2.attention'] ? `, attention top-${s['v2.attentionTopK']}` : ''}`;
+}
+
+/**
+ * Attention parameters a token activates in one layer, with an attention MoE of top-k of the G KV head
+ * groups (null: dense): the q_proj and o_proj slices of its k groups, k_proj and v_proj whole (every
+ * group's K and V are computed, since a later token may pick a group an earlier one did not), the router.
+ */
+export function activatedAttention(c: ModelConfig, topK: number | null): number {
+  if (topK === null) return attentionParams(c);
+  const q = c.nHeads * c.headDim;
+  const kv = c.nKvHeads * c.headDim;
+  const G = c.nKvHeads;
+  return (topK / G) * (2 * c.dim * q + (c.qkvBias ? q : 0)) + 2 * c.dim * kv + (c.qkvBias ? 2 * kv : 0) + G * c.dim;
 }
 
 /** Where a run keeps its finished constructions in a checkpoint folder: files `v2-<n>.json`. */
@@ -205,7 +237,6 @@ export async function v2Run(
   gpu: Gpu, source: { ckpt: Checkpoint; modelFiles: readonly ByteSource[] }, data: TextData, spec: RunSpec, control: TaskControl, io: HostIO | null, memo?: PieceMemo,
 ): Promise<V2Metrics> {
   if (spec.method !== 'llama-moe-v2') throw new SpecError('method', `'${spec.method}'; this runs specs whose method is 'llama-moe-v2'`);
-  if (spec['v2.attention']) throw new SpecError('v2.attention', 'attention MoE is constructed and checked, but has no training op yet, so a run converts MLPs only: set it to false');
   if (spec['export.dir'] && !io) throw new SpecError('export.dir', 'the workbench cannot write a folder by path; leave it empty (moefy run writes it)');
   const { ckpt, modelFiles } = source;
   const progress = (m: string) => control.onLog?.(m);
@@ -238,7 +269,7 @@ export async function v2Run(
       const tick = meter(control, 'llamaMoeV2', 'steps', spec['v2.stage1Steps'] + spec['v2.stage2Steps'] + compared.length * spec['v2.stage1Steps']);
       let stepsDone = 0;
       const ctx: RunContext = {
-        gpu, ckpt, dense, cap, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io, signal: control.signal,
+        gpu, ckpt, dense, cap, calib, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io, signal: control.signal,
         tick: (n, detail) => tick(stepsDone + n, detail),
       };
       const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
@@ -292,21 +323,35 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
   const c = ckpt.config;
   const student = await LlamaModel.load(gpu, ckpt.weights);
   let built: Map<number, ConstructedLayer> | null = null;
+  const attnRouters = new Map<number, Tensor>();
   try {
     built = await constructMlpLayers(student, ctx.cap, spec);
     const first = built.values().next().value!;
     const sharedNeurons = first.moe.shared?.I ?? 0;
     const expertNeurons = first.moe.experts.expertDim;
     progress(`${name}: ${layers.length} MLP MoE layers (${layers.join(', ')}) from ${ctx.cap.tokens} calibration tokens: shared ${sharedNeurons} + ${spec['v2.experts']} experts of ${expertNeurons} neurons`);
+    const attnTopK = spec['v2.attention'] ? spec['v2.attentionTopK'] : null;
+    if (attnTopK !== null) {
+      for (const [l, r] of await attentionRouters(student, ctx.calib, layers, spec)) attnRouters.set(l, uploadAttentionRouter(gpu, r, c.nKvHeads, c.dim));
+      progress(`${name}: attention MoE in the same layers, top-${attnTopK} of ${c.nKvHeads} KV head groups of ${c.nHeads / c.nKvHeads} query heads, ${spec['v2.routerInit']} routers`);
+    }
+    // the attention MoE as the inference gate and as training's layers, over the same router tensors
+    const attnLayers = new Map([...attnRouters].map(([l, router]) => [l, { router, topK: attnTopK! }]));
+    const attnTrain = new Map<number, TrainAttentionMoeLayer>([...attnRouters].map(([l, router]) => [l, { router, routing: { topK: attnTopK!, scale: c.nKvHeads, auxCoef: spec['v2.balance'] } }]));
 
-    // ---- scores of the student as it stands, its MLPs converted, against the dense model
+    // ---- scores of the student as it stands, its MLPs (and attention) converted, against the dense model
     const denseScores: V2Metrics['dense'] = [];
     const withMoe = async <T>(f: (blocks: ReadonlyMap<number, MoeBlock>) => Promise<T>): Promise<T> => {
       const blocks = convertLayers(student, inferenceLayers(built!, spec));
+      const gates = convertAttention(student, attnLayers);
       try {
         return await f(blocks);
       } finally {
         for (const l of layers) student.restoreDense(l);
+        for (const [l, g] of gates) {
+          student.attnGate[l] = undefined;
+          g.release();
+        }
         for (const b of blocks.values()) b.release();
       }
     };
@@ -334,7 +379,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
     const stages: V2Stage[] = [];
     for (const stage of lastStage === 2 ? [1, 2] as const : [1] as const) {
       const tokens = ctx.texts[stage - 1];
-      const m = specTrainModel(student, spec, trainLayers(built, spec));
+      const m = specTrainModel(student, spec, trainLayers(built, spec), attnTrain);
       try {
         const params = m.params.counts();
         progress(`${name}, stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
@@ -366,28 +411,31 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
     // ---- export, and the folder read back must score as the last point did
     let exported: V2Metrics['export'] = null;
     if (exportDir) {
-      const files = await exportV2(student, built, spec, ctx.modelFiles);
+      const files = await exportV2(student, built, attnRouters, spec, ctx.modelFiles);
       for (const f of files) await ctx.io!.write(`${exportDir}/${f.name}`, f.bytes);
       const back = await exportedPerplexity(student, files, [...ctx.evals.values()]);
       const last = points.at(-1)!.scores;
       const max_rel_diff = Math.max(...back.map((p, i) => Math.abs(p / last[i].ppl - 1)));
       if (!(max_rel_diff <= EXPORT_TOL)) throw new Error(`export to ${exportDir}: read back, the folder scores perplexity ${back.map((p) => p.toFixed(4)).join(', ')} where the run scored ${last.map((x) => x.ppl.toFixed(4)).join(', ')}`);
       exported = { dir: exportDir, files: files.map((f) => f.name), ppl_read_back: last.map((x, i) => ({ domain: x.domain, ppl: back[i] })), max_rel_diff };
-      progress(`${name}: exported to ${exportDir} as Qwen2-MoE; read back, perplexity within ${max_rel_diff.toExponential(1)} of the run's`);
+      progress(`${name}: exported to ${exportDir} as Qwen2-MoE${attnRouters.size ? ' (its attention MoE in moefy.json)' : ''}; read back, perplexity within ${max_rel_diff.toExponential(1)} of the run's`);
     }
 
     const mlpDense = layers.length * 3 * c.dim * c.hiddenDim;
     const mlpMoe = layers.length * (spec['v2.experts'] * c.dim + 3 * c.dim * (sharedNeurons + spec['v2.topK'] * expertNeurons));
+    const attention = activatedAttention(c, attnTopK);
     const variant: V2Variant = {
       name, mlp: spec['v2.mlp'], router_init: spec['v2.routerInit'], experts: spec['v2.experts'], top_k: spec['v2.topK'],
-      activated_share: (sharedNeurons + spec['v2.topK'] * expertNeurons) / c.hiddenDim, points,
+      activated_share: (sharedNeurons + spec['v2.topK'] * expertNeurons) / c.hiddenDim, attention_top_k: attnTopK,
+      activated_attention_share: attention / attentionParams(c), points,
     };
     return {
       variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported, expertLoad,
-      activated: { attention: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
+      activated: { attention: layers.length * attention, attention_dense: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
     };
   } finally {
     if (built) for (const L of built.values()) releaseMlpMoe(L.weights);
+    for (const r of attnRouters.values()) r.release();
     student.release();
   }
 }

@@ -15,7 +15,7 @@ import { fmtCount } from '../format.ts';
 import { MetricCards, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
-const CONSTRUCTION: SpecKey[] = ['construct.layers', 'v2.mlp', 'v2.experts', 'v2.topK', 'v2.sharedRatio', 'v2.sharedBy', 'v2.partition', 'v2.routerInit', 'v2.routerTokens', 'calibration.tokens'];
+const CONSTRUCTION: SpecKey[] = ['construct.layers', 'v2.mlp', 'v2.experts', 'v2.topK', 'v2.sharedRatio', 'v2.sharedBy', 'v2.partition', 'v2.routerInit', 'v2.routerTokens', 'calibration.tokens', 'v2.attention', 'v2.attentionTopK'];
 const SCHEDULE: SpecKey[] = [
   'v2.stage1Domains', 'v2.stage1Steps', 'v2.stage2Domains', 'v2.stage2Steps', 'v2.stage2Replay', 'v2.balance',
   'train.batchTokens', 'train.seqLen', 'train.lr', 'train.warmup', 'train.lora.rank', 'train.lora.targets', 'v2.evalWindows', 'eval.window', 'v2.compare', 'seed',
@@ -44,11 +44,11 @@ export function V2Stage() {
         </div>
       ) : (
         <>
-          <SpecPanel id="v2-construct" title="Construction" sub="The MLP MoE of each converted layer: its kind, experts, the shared expert's share of the neurons and how routers start." keys={CONSTRUCTION} />
+          <SpecPanel id="v2-construct" title="Construction" sub="The MLP MoE of each converted layer: its kind, experts, the shared expert's share of the neurons and how routers start; optionally its attention as experts too, one per KV head group." keys={CONSTRUCTION} />
           <SpecPanel
             id="v2-schedule"
             title="Post-training schedule"
-            sub="Stage 1 trains on general text, stage 2 on specialised text with a share of stage 1's; each layer adds its own balance loss. LoRA when its rank is above 0."
+            sub="Stage 1 trains on general text, stage 2 on specialised text with a share of stage 1's; each router adds its own balance loss. LoRA when its rank is above 0."
             keys={SCHEDULE}
           />
           <PiecesRun
@@ -79,6 +79,13 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
   const cards: MetricCard[] = [
     ['Converted', `${m.layers.length} layers`, `${k['v2.mlp']}: ${k.shared_neurons ? `shared ${k.shared_neurons} + ` : ''}top-${k['v2.topK']} of ${k['v2.experts']} × ${k.expert_neurons} neurons`],
     ['Activated MLP', `${(100 * m.activated.mlp_share).toFixed(1)}%`, `${fmtCount(m.activated.mlp_moe)} of ${fmtCount(m.activated.mlp_dense)} parameters a token uses`],
+    [
+      'Activated attention',
+      `${(100 * (m.activated.attention / m.activated.attention_dense)).toFixed(1)}%`,
+      m.activated.attention < m.activated.attention_dense
+        ? `${fmtCount(m.activated.attention)} of ${fmtCount(m.activated.attention_dense)} parameters a token uses`
+        : 'dense attention (v2.attention off)',
+    ],
     [
       'Stage 1 domains',
       [built, s1, s2].filter(Boolean).map((p) => p!.ppl_stage1_domains.toFixed(2)).join(' → '),
@@ -155,7 +162,7 @@ function PerplexityTable({ m }: { m: V2Metrics }) {
   );
 }
 
-/** v2.compare: each construction after construction and after stage 1, at (close to) the same activated MLP share. */
+/** v2.compare: each construction after construction and after stage 1, with the shares of MLP and attention parameters it activates. */
 function Comparison({ m }: { m: V2Metrics }) {
   const rows = m.comparison!;
   const afterStage1 = (v: (typeof rows)[number]) => v.points.find((p) => p.after === 'stage 1');
@@ -167,7 +174,8 @@ function Comparison({ m }: { m: V2Metrics }) {
           <thead>
             <tr>
               <th>Construction</th>
-              <th className="num">Activated MLP</th>
+              <th className="num">MLP active</th>
+              <th className="num">Attention active</th>
               <th className="num">After construction</th>
               <th className="num">After stage 1</th>
             </tr>
@@ -179,6 +187,7 @@ function Comparison({ m }: { m: V2Metrics }) {
                 <tr key={v.name}>
                   <td className="family">{v.name}</td>
                   <td className="num mono">{(100 * v.activated_share).toFixed(1)}%</td>
+                  <td className="num mono">{v.attention_top_k === null ? 'dense' : `${(100 * v.activated_attention_share).toFixed(1)}%`}</td>
                   <td className="num mono">
                     {v.points[0].ppl_stage1_domains.toFixed(2)} | {v.points[0].ppl_stage2_domains.toFixed(2)}
                   </td>

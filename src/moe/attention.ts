@@ -8,12 +8,12 @@
 // is the dense attention (exact in f32 for G a power of two).
 // This engine computes every head and zeroes the unselected groups' outputs before o_proj (ops/head-gate.ts):
 // the same output as computing only the selected q/o slices, without their saving in FLOPs.
-import type { Gpu } from '../../gpu/device.ts';
-import type { Tensor } from '../../gpu/tensor.ts';
-import type { LlamaModel } from '../../model/llama.ts';
-import { headGate } from '../../ops/head-gate.ts';
-import { matmul } from '../../ops/matmul.ts';
-import { MAX_TOP_K, moeRoute } from '../../ops/moe.ts';
+import type { Gpu } from '../gpu/device.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import type { LlamaModel } from '../model/llama.ts';
+import { headGate } from '../ops/head-gate.ts';
+import { matmul } from '../ops/matmul.ts';
+import { MAX_TOP_K, moeRoute } from '../ops/moe.ts';
 
 export interface AttentionMoeLayer {
   /** the router over the KV head groups: [G, dim] */
