@@ -47,11 +47,12 @@ const DISTILL_ONLY = new Set<SpecKey>(['train.alpha', 'train.topK', 'train.normT
 
 /**
  * What a run's snapshots depend on: the sources, the seed, the held-out windows and the training fields.
- * An allow-list, so that other methods' fields never make a snapshot "another run's".
+ * An allow-list, so that other methods' fields never make a snapshot "another run's"; a method that trains
+ * adds the keys of its own fields that its pieces depend on (`methodFields`).
  */
-export function trainIdentity(spec: RunSpec): Record<string, unknown> {
+export function trainIdentity(spec: RunSpec, ...methodFields: RegExp[]): Record<string, unknown> {
   const reads = (k: SpecKey) => ['method', 'model', 'tokenizer', 'data', 'seed', 'eval.maxWindows'].includes(k) ||
-    (k.startsWith('train.') && !NEUTRAL.has(k) && !DISTILL_ONLY.has(k));
+    (k.startsWith('train.') && !NEUTRAL.has(k) && !DISTILL_ONLY.has(k)) || methodFields.some((re) => re.test(k));
   return Object.fromEntries(FIELDS.filter((f) => reads(f.key)).map((f) => [f.key, spec[f.key]]));
 }
 

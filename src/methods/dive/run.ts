@@ -16,7 +16,7 @@ import { openCheckpoint } from '../../model/load.ts';
 import type { Checkpoint } from '../../model/weights.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
-import { FIELDS, SpecError, type RunSpec } from '../../state/spec.ts';
+import { SpecError, type RunSpec } from '../../state/spec.ts';
 import type { DenseFfn } from '../ladimo/construct.ts';
 import { textDataFromFiles, type TextData, type TextDomain } from '../ladimo/data.ts';
 import { affinityRow } from './affinity.ts';
@@ -119,9 +119,7 @@ export const DIVE_PIECES = 'dive-';
  * with the dive.* fields, the calibration domains and the evaluation window.
  */
 export function diveIdentity(spec: RunSpec): Record<string, unknown> {
-  const identity = trainIdentity(spec);
-  for (const { key } of FIELDS) if (key.startsWith('dive.') || key === 'calibration.domains' || key === 'eval.window') identity[key] = spec[key];
-  return identity;
+  return trainIdentity(spec, /^dive\./, /^calibration\.domains$/, /^eval\.window$/);
 }
 
 /** `moefy run` with method 'dive': the spec's model and data opened through the host; pieces kept in checkpoint.dir when set. */

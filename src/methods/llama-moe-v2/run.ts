@@ -41,7 +41,6 @@ import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
 import { RunCheckpoint, type PieceMemo } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
-import { FIELDS } from '../../state/spec.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { expertShares } from '../ladimo/profile.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
@@ -217,9 +216,7 @@ export const V2_PIECES = 'v2-';
 
 /** What a run's constructions depend on: the training loop's fields, the seed, the sources, and the v2.*, construction, calibration and evaluation fields. */
 export function v2Identity(spec: RunSpec): Record<string, unknown> {
-  const identity = trainIdentity(spec);
-  for (const { key } of FIELDS) if (/^(v2|construct|calibration|eval)\./.test(key)) identity[key] = spec[key];
-  return identity;
+  return trainIdentity(spec, /^(v2|construct|calibration|eval)\./);
 }
 
 /** `moefy run` with method 'llama-moe-v2': the spec's model and data opened through the host; constructions kept in checkpoint.dir when set. */
