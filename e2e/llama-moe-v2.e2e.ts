@@ -52,6 +52,7 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
       ['residual, hidden-kmeans routers, top-2 of 4', 'dense'],
     ]);
     assert.equal(await page.locator('[data-chart="expert-load"]').getAttribute('data-points'), '8', 'expert load: 2 layers × 4 experts');
+    assert.equal(await page.locator('[data-chart="attention-load"]').getAttribute('data-points'), '4', 'head-group load: 2 layers × 2 KV head groups');
     await keepScreenshot(t, page, 'v2-results.png');
 
     // ---- a reload: the constructions are stored, and read back to the same numbers

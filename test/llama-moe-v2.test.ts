@@ -186,6 +186,7 @@ test('reduced run on stories260K: residual MLP MoE in 2 layers, scored after con
   // each stage's loss curve, and the routed experts' load per layer after the last stage
   assert.deepEqual(m.stages.map((s) => [s.curve.length, s.evals.map((e) => e.step)]), [[4, [0, 4]], [4, [0, 4]]]);
   assert.deepEqual(m.expert_load.map((r) => r.layer), [3, 4]);
+  assert.deepEqual(m.attention_load, [], 'dense attention has no head-group load');
   for (const r of m.expert_load) assert.ok(r.share.length === 4 && Math.abs(r.share.reduce((a, b) => a + b, 0) - 1) < 1e-9, `layer ${r.layer}: ${r.share}`);
   // v2.compare: the spec's construction, vanilla at matched activated neurons, random routers; each through stage 1
   assert.deepEqual(m.comparison!.map((v) => [v.name, v.points.map((p) => p.after)]), [
@@ -243,6 +244,9 @@ test('attention MoE: its routers trained beside the MLP MoE in both stages, fewe
     const [own, , , denseAttention] = m.comparison!;
     assert.equal(own.activated_attention_share, m.activated.attention / m.activated.attention_dense);
     assert.equal(denseAttention.activated_attention_share, 1);
+    // the head-group load after the last stage: per layer, shares of the 4 groups summing to 1
+    assert.deepEqual(m.attention_load.map((r) => r.layer), [3, 4]);
+    for (const r of m.attention_load) assert.ok(r.share.length === 4 && Math.abs(r.share.reduce((a, b) => a + b, 0) - 1) < 1e-9, `layer ${r.layer}: ${r.share}`);
     // the same MLP MoE with dense attention scores differently as constructed: the attention MoE is in the forward
     assert.ok(own.points[0].scores.every((s, i) => s.ppl !== denseAttention.points[0].scores[i].ppl));
     // the folder lists the attention MoE layers in moefy.json and reads back at the run's perplexity

@@ -289,7 +289,8 @@ async function v2Command(spec: RunSpec, paths: string[], json: boolean, log: (m:
   }
   const k = m.construction;
   console.log(`LLaMA-MoE v2, ${k['v2.mlp']} MLP MoE in layers ${m.layers.join(', ')}: shared ${k.shared_neurons} + top-${k['v2.topK']} of ${k['v2.experts']} experts of ${k.expert_neurons} neurons, routers ${k['v2.routerInit']}`);
-  console.log(`activated MLP parameters ${m.activated.mlp_moe} of ${m.activated.mlp_dense} (${(100 * m.activated.mlp_share).toFixed(1)}%), attention ${m.activated.attention}`);
+  const a = m.activated;
+  console.log(`activated parameters: MLP ${a.mlp_moe} of ${a.mlp_dense} (${(100 * a.mlp_share).toFixed(1)}%), attention ${a.attention} of ${a.attention_dense} (${(100 * a.attention / a.attention_dense).toFixed(1)}%)`);
   console.log(`${'after'.padEnd(14)}${m.dense.map((d) => d.domain.slice(0, 12).padStart(13)).join('')}`);
   console.log(`${'dense'.padEnd(14)}${m.dense.map((d) => d.ppl.toFixed(3).padStart(13)).join('')}`);
   for (const p of m.points) console.log(`${p.after.padEnd(14)}${p.scores.map((s) => s.ppl.toFixed(3).padStart(13)).join('')}   agreement ${(p.scores.reduce((a, s) => a + s.agreement, 0) / p.scores.length).toFixed(3)}`);
@@ -298,10 +299,14 @@ async function v2Command(spec: RunSpec, paths: string[], json: boolean, log: (m:
     console.log(`constructions through stage 1 (geometric-mean perplexity on the stage 1 | stage 2 domains):`);
     for (const v of m.comparison) {
       const [built, s1] = v.points;
-      console.log(`  ${v.name.padEnd(44)} ${(100 * v.activated_share).toFixed(1).padStart(5)}% MLP   construction ${built.ppl_stage1_domains.toFixed(3)} | ${built.ppl_stage2_domains.toFixed(3)}   stage 1 ${s1.ppl_stage1_domains.toFixed(3)} | ${s1.ppl_stage2_domains.toFixed(3)}`);
+      const attention = v.attention_top_k === null ? 'dense' : `${(100 * v.activated_attention_share).toFixed(1)}%`;
+      console.log(`  ${v.name.padEnd(44)} ${(100 * v.activated_share).toFixed(1).padStart(5)}% MLP ${attention.padStart(6)} attention   construction ${built.ppl_stage1_domains.toFixed(3)} | ${built.ppl_stage2_domains.toFixed(3)}   stage 1 ${s1.ppl_stage1_domains.toFixed(3)} | ${s1.ppl_stage2_domains.toFixed(3)}`);
     }
   }
   console.log(`prefill ${m.throughput.prefill_dense.toFixed(1)} → ${m.throughput.prefill_moe.toFixed(1)} tokens/s; decode ${m.throughput.decode_dense.toFixed(1)} → ${m.throughput.decode_moe.toFixed(1)} tokens/s`);
+  for (const [what, load] of [['expert', m.expert_load], ['attention head-group', m.attention_load]] as const) {
+    for (const r of load) console.log(`layer ${r.layer} ${what} load after the last stage: ${r.share.map((x) => `${(100 * x).toFixed(1)}%`).join(' ')}`);
+  }
   if (m.export) console.log(`exported to ${m.export.dir} (Qwen2-MoE: ${m.export.files.join(', ')}); read back, its perplexity is within ${m.export.max_rel_diff.toExponential(1)} of the run's`);
   return 0;
 }

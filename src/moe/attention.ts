@@ -14,6 +14,7 @@ import type { LlamaModel } from '../model/llama.ts';
 import { headGate } from '../ops/head-gate.ts';
 import { matmul } from '../ops/matmul.ts';
 import { MAX_TOP_K, moeRoute } from '../ops/moe.ts';
+import type { RouteObserver, Routed } from './block.ts';
 
 export interface AttentionMoeLayer {
   /** the router over the KV head groups: [G, dim] */
@@ -25,11 +26,14 @@ export interface AttentionMoeLayer {
 }
 
 /** The attention MoE of one layer, as the forward's attention gate (LlamaModel.attnGate[l]). */
-export class AttentionMoe {
+export class AttentionMoe implements Routed {
   /** logits, probs, topIds, topW and the gated output per token count T */
   private readonly bufs = new Map<number, Tensor[]>();
   readonly groups: number;
   readonly scale: number;
+
+  /** sees each call's routing over the head groups (profiling, the head-group load) */
+  observe?: RouteObserver;
 
   constructor(readonly layer: AttentionMoeLayer, private readonly nHeads: number, nKvHeads: number) {
     const [G, dim] = layer.router.shape;
@@ -53,7 +57,9 @@ export class AttentionMoe {
     const [logits, probs, topIds, topW, out] = b;
     matmul(xn, this.layer.router, { transB: true, out: logits });
     moeRoute(logits, { topK: this.layer.topK }, { probs, topIds, topW });
-    return headGate(att, topIds, topW, { headsPerGroup: this.nHeads / this.groups, scale: this.scale, out });
+    headGate(att, topIds, topW, { headsPerGroup: this.nHeads / this.groups, scale: this.scale, out });
+    this.observe?.({ probs, topIds, topW, kMax: this.layer.topK });
+    return out;
   };
 
   release(): void {

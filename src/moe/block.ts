@@ -26,8 +26,16 @@ export interface SharedExpert {
   down_proj: Tensor;
 }
 
-/** Router outputs of one call, for profiling and charts (valid until the block runs again). */
-export type RouteObserver = (r: MoeForwardResult) => void;
+/** A router's outputs of one call: the softmax [T, E], the selected ids and weights [T, kMax] (valid until it runs again). */
+export type RouteReading = Pick<MoeForwardResult, 'probs' | 'topIds' | 'topW' | 'kMax'>;
+
+/** Router outputs of one call, for profiling and charts: a MoE block's, or an attention MoE's over its head groups. */
+export type RouteObserver = (r: RouteReading) => void;
+
+/** Anything routed whose router outputs can be observed (MoeBlock, src/moe/attention.ts AttentionMoe). */
+export interface Routed {
+  observe?: RouteObserver;
+}
 
 export class MoeBlock {
   /** Outputs reused per (token count T, slots per token): a handful of shapes over prefill and decode. */
@@ -90,7 +98,7 @@ export function uploadMoeWeights(
 }
 
 /** Converts the given layers of `model` to MoE blocks (LlamaModel.restoreDense undoes it). */
-export function convertLayers(model: LlamaModel, layers: ReadonlyMap<number, MoeLayer>, observe?: (layer: number, r: MoeForwardResult) => void): Map<number, MoeBlock> {
+export function convertLayers(model: LlamaModel, layers: ReadonlyMap<number, MoeLayer>, observe?: (layer: number, r: RouteReading) => void): Map<number, MoeBlock> {
   const blocks = new Map<number, MoeBlock>();
   for (const [l, layer] of layers) {
     if (l < 0 || l >= model.config.nLayers) throw new Error(`convertLayers: layer ${l} is not in 0..${model.config.nLayers - 1}`);

@@ -66,5 +66,6 @@ export function parseV2File(text: string, file: string): V2Metrics {
     comparison: metrics.comparison?.map((v) => ({ ...v, attention_top_k: v.attention_top_k ?? null, activated_attention_share: v.activated_attention_share ?? 1 })) ?? null,
     export: metrics.export ?? null,
     expert_load: metrics.expert_load ?? [],
+    attention_load: metrics.attention_load ?? [],
   };
 }

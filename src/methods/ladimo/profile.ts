@@ -2,11 +2,11 @@
 // text and record, per MoE layer, each token's maximal routing weight w_m = max_e p_e (before any
 // renormalisation), pooled and per text domain (Fig. 9 compares the distributions across datasets). The
 // adaptive router (router-policy.ts) turns them into Table 1 policies. Also each token's full routing, for
-// the classroom view. Both read the router outputs through MoeBlock's `observe` hook.
+// the classroom view. Both read the router outputs through the `observe` hook of a MoeBlock (or of an
+// attention MoE: its head groups are experts too).
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
-import type { MoeBlock } from '../../moe/block.ts';
-import type { MoeForwardResult } from '../../ops/moe.ts';
+import type { RouteReading, Routed } from '../../moe/block.ts';
 import { reduceRows } from '../../ops/reduce.ts';
 
 export interface MaxWeights {
@@ -19,9 +19,9 @@ export interface MaxWeights {
 /** Runs `blocks`' router outputs of each chunk through `take` while the windows go through the model. */
 async function observeWindows(
   model: LlamaModel,
-  blocks: ReadonlyMap<number, MoeBlock>,
+  blocks: ReadonlyMap<number, Routed>,
   windows: readonly { ids: readonly number[] }[],
-  take: (layer: number, r: MoeForwardResult) => Tensor[],
+  take: (layer: number, r: RouteReading) => Tensor[],
   use: (window: number, layer: number, outputs: Tensor[]) => Promise<void>,
   onWindow?: (done: number, total: number) => void,
 ): Promise<void> {
@@ -44,7 +44,7 @@ async function observeWindows(
 /** w_m per token for each layer in `blocks`, over every position of every window, pooled and by the windows' domains. */
 export async function profileMaxWeights(
   model: LlamaModel,
-  blocks: ReadonlyMap<number, MoeBlock>,
+  blocks: ReadonlyMap<number, Routed>,
   windows: readonly { ids: readonly number[]; domain: string }[],
   onWindow?: (done: number, total: number) => void,
 ): Promise<MaxWeights> {
@@ -72,7 +72,7 @@ export interface TokenRoutes {
 }
 
 /** Routes `ids` (from position 0) through the model and returns each MoE layer's routing of each token. */
-export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number, MoeBlock>, ids: readonly number[]): Promise<Map<number, TokenRoutes>> {
+export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number, Routed>, ids: readonly number[]): Promise<Map<number, TokenRoutes>> {
   const out = new Map<number, TokenRoutes>([...blocks.keys()].map((l) => [l, { probs: [], experts: [], weights: [] }]));
   const kMax = new Map<number, number>();
   await observeWindows(model, blocks, [{ ids }], (l, r) => {
@@ -93,7 +93,7 @@ export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number,
 }
 
 /** Per MoE layer, the share of the windows' (token, slot) assignments each expert receives (expert load). */
-export async function expertShares(model: LlamaModel, blocks: ReadonlyMap<number, MoeBlock>, windows: readonly (readonly number[])[]): Promise<Map<number, number[]>> {
+export async function expertShares(model: LlamaModel, blocks: ReadonlyMap<number, Routed>, windows: readonly (readonly number[])[]): Promise<Map<number, number[]>> {
   const counts = new Map<number, number[]>();
   for (const w of windows) {
     for (const [l, r] of await routeTokens(model, blocks, w)) {

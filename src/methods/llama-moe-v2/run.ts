@@ -28,7 +28,7 @@ import type { Checkpoint } from '../../model/weights.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
-import { convertLayers, type MoeBlock } from '../../moe/block.ts';
+import { convertLayers, type MoeBlock, type Routed } from '../../moe/block.ts';
 import { SpecError, specLayers, type RunSpec } from '../../state/spec.ts';
 import { trainTokens, type TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel } from '../../train/llama-train.ts';
@@ -45,7 +45,7 @@ import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { expertShares } from '../ladimo/profile.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
-import { convertAttention, uploadAttentionRouter } from '../../moe/attention.ts';
+import { convertAttention, uploadAttentionRouter, type AttentionMoe } from '../../moe/attention.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { TrainAttentionMoeLayer } from '../../train/llama-train.ts';
 import { attentionRouters } from './attention-init.ts';
@@ -126,6 +126,8 @@ export interface V2Metrics {
   throughput: { prefill_dense: number; prefill_moe: number; decode_dense: number; decode_moe: number };
   /** per converted layer, the share of the held-out assignments (every stage domain's windows) each routed expert receives, after the last stage */
   expert_load: { layer: number; share: number[] }[];
+  /** the same for the attention MoE's KV head groups (empty: dense attention) */
+  attention_load: { layer: number; share: number[] }[];
   /** export.dir: the Qwen2-MoE folder written after the last stage, and its perplexity read back (equal to the last point's) */
   export: { dir: string; files: string[]; ppl_read_back: { domain: string; ppl: number }[]; max_rel_diff: number } | null;
 }
@@ -301,6 +303,7 @@ export async function v2Run(
         throughput: main.throughput!,
         export: main.exported,
         expert_load: main.expertLoad,
+        attention_load: main.attentionLoad,
       };
     } finally {
       for (const L of cap.layers.values()) [L.x, L.fx].forEach((t) => t.release());
@@ -338,11 +341,11 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
 
     // ---- scores of the student as it stands, its MLPs (and attention) converted, against the dense model
     const denseScores: V2Metrics['dense'] = [];
-    const withMoe = async <T>(f: (blocks: ReadonlyMap<number, MoeBlock>) => Promise<T>): Promise<T> => {
+    const withMoe = async <T>(f: (blocks: ReadonlyMap<number, MoeBlock>, gates: ReadonlyMap<number, AttentionMoe>) => Promise<T>): Promise<T> => {
       const blocks = convertLayers(student, inferenceLayers(built!, spec));
       const gates = convertAttention(student, attnLayers);
       try {
-        return await f(blocks);
+        return await f(blocks, gates);
       } finally {
         for (const l of layers) student.restoreDense(l);
         for (const [l, g] of gates) {
@@ -401,9 +404,10 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       points.push(await score(stage === 1 ? 'stage 1' : 'stage 2'));
     }
 
-    // ---- expert load after the last stage, over every stage domain's held-out windows
-    const expertLoad = await withMoe(async (blocks) => [...(await expertShares(student, blocks, [...ctx.evals.values()].flat()))]
-      .map(([layer, share]) => ({ layer, share })).sort((a, b) => a.layer - b.layer));
+    // ---- expert load after the last stage (MLP experts, attention's head groups), over every stage domain's held-out windows
+    const load = async (routed: ReadonlyMap<number, Routed>) => [...(await expertShares(student, routed, [...ctx.evals.values()].flat()))]
+      .map(([layer, share]) => ({ layer, share })).sort((a, b) => a.layer - b.layer);
+    const [expertLoad, attentionLoad] = await withMoe(async (blocks, gates) => [await load(blocks), gates.size ? await load(gates) : []]);
 
     // ---- export, and the folder read back must score as the last point did
     let exported: V2Metrics['export'] = null;
@@ -427,7 +431,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
       activated_attention_share: attention / attentionParams(c), points,
     };
     return {
-      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported, expertLoad,
+      variant, stages, sharedNeurons, expertNeurons, dense: denseScores, throughput: tp, exported, expertLoad, attentionLoad,
       activated: { attention: layers.length * attention, attention_dense: layers.length * attentionParams(c), mlp_dense: mlpDense, mlp_moe: mlpMoe, mlp_share: mlpMoe / mlpDense },
     };
   } finally {

@@ -120,6 +120,16 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
           stage="LLaMA-MoE v2"
         />
       )}
+      {m.attention_load.length > 0 && (
+        <ExpertLoadHeatmap
+          id="attention-load"
+          title="Head-group load per layer"
+          rowKind="layer"
+          rows={m.attention_load.map((r) => ({ label: `Layer ${r.layer}`, key: r.layer, shares: r.share }))}
+          what="Attention MoE after the last stage: share of the held-out token assignments per KV head group (expert Eg is KV head g with its query heads)"
+          stage="LLaMA-MoE v2 attention"
+        />
+      )}
       {m.comparison && <Comparison m={m} />}
     </>
   );
