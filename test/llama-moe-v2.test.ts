@@ -258,6 +258,10 @@ test('attention MoE: its routers trained beside the MLP MoE in both stages, fewe
   }
 });
 
+test('an attention MoE asking for more head groups than the model has is refused before any work, naming the field', { skip }, async () => {
+  await assert.rejects(tinyRun({ 'v2.attention': true, 'v2.attentionTopK': 5 }), /v2\.attentionTopK.*5 head groups per token, but the model has 4 KV head groups/);
+});
+
 test('v2.compare: the other MLP kind at the nearest activated neuron count, and the other router initialisation', () => {
   const spec = { ...defaultSpec(), method: 'llama-moe-v2' as const, 'v2.mlp': 'residual' as const, 'v2.experts': 6, 'v2.topK': 2, 'v2.sharedRatio': 0.25 };
   // I 688: shared 172 + 2 experts of 86 = 344 = 50%; vanilla experts of 115 (688 / 6, rounded up) → 3 of them = 345

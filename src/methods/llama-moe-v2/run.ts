@@ -245,6 +245,10 @@ export async function v2Run(
   const stage2Domains = pickDomains(data, spec, 'v2.stage2Domains');
   const c = ckpt.config;
   const layers = specLayers(spec, c.nLayers);
+  const kAttn = Math.min(MAX_TOP_K, c.nKvHeads);
+  if (spec['v2.attention'] && spec['v2.attentionTopK'] > kAttn) {
+    throw new SpecError('v2.attentionTopK', `${spec['v2.attentionTopK']} head groups per token, but the model has ${c.nKvHeads} KV head groups (at most ${kAttn})`);
+  }
   const window = Math.min(spec['eval.window'], c.maxSeqLen);
 
   const evals = new Map<string, number[][]>();
