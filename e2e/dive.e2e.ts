@@ -52,7 +52,7 @@ test('DIVE: a shared spec runs in the tab, fills its charts and table, and a run
       await page.getByRole('button', { name: /^Run DIVE/ }).click();
       await waitDone(page);
       t.diagnostic(`first run: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-      const verdicts = await page.locator('.dive-verdicts li').allInnerTexts();
+      const verdicts = await page.locator('.verdicts li').allInnerTexts();
       assert.equal(verdicts.length, 3, `DIVE 1/2 against FLAP, random split and DIVE without mining: ${verdicts.join(' | ')}`);
       for (const v of verdicts) assert.match(v, /^DIVE 1\/2 (beats|trails|ties) .* \(perplexity [\d.]+ vs [\d.]+, lower on \d of 3 domains\), both retrained$/);
       assert.equal(await page.locator('[data-chart="affinity"]').getAttribute('data-points'), '9', 'a 3×3 affinity matrix');

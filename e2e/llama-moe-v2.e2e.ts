@@ -51,6 +51,11 @@ test('LLaMA-MoE v2: a shared spec converts, post-trains in two stages and compar
       ['residual, random routers, top-2 of 4, attention top-1', '67.2%'],
       ['residual, hidden-kmeans routers, top-2 of 4', 'dense'],
     ]);
+    // one sentence per compared construction, the spec's against it
+    const verdicts = await page.getByRole('list', { name: 'LLaMA-MoE v2 verdicts' }).locator('li').allInnerTexts();
+    assert.deepEqual(verdicts.map((v) => v.split(':')[0]), [
+      'residual vs vanilla MLP MoE (62.5% vs 75.0% of the MLP active)', 'hidden-kmeans vs random routers', 'attention MoE top-1 vs dense attention (67.2% vs 100.0% of attention active)',
+    ]);
     assert.equal(await page.locator('[data-chart="expert-load"]').getAttribute('data-points'), '8', 'expert load: 2 layers × 4 experts');
     assert.equal(await page.locator('[data-chart="attention-load"]').getAttribute('data-points'), '4', 'head-group load: 2 layers × 2 KV head groups');
     await keepScreenshot(t, page, 'v2-results.png');

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/data/rng.ts';
 import { runTask } from '../src/cli/host.ts';
 import { defaultSpec, parseSpec, type RunSpec } from '../src/state/spec.ts';
-import { comparedSpecs, type V2Metrics } from '../src/methods/llama-moe-v2/run.ts';
+import { comparedSpecs, type V2Metrics, type V2Variant } from '../src/methods/llama-moe-v2/run.ts';
+import { comparisonLines } from '../src/methods/llama-moe-v2/report.ts';
 import { expertRef, ffnRef, initRouter, type DenseFfn } from '../src/methods/ladimo/construct.ts';
 import { activatedShare, constructMlpMoe, mostUsedNeurons, partitionNeurons, type MlpMoe } from '../src/methods/llama-moe-v2/construct.ts';
 import { initRouterV2 } from '../src/methods/llama-moe-v2/router.ts';
@@ -272,4 +273,26 @@ test('v2.compare: the other MLP kind at the nearest activated neuron count, and 
   // from vanilla 2 of 8 (I 688: 2·86 = 172): residual shared 172 leaves 516 in 8 experts of 65 → k = round(0) clamps to 1
   const v = comparedSpecs({ ...spec, 'v2.mlp': 'vanilla', 'v2.experts': 8, 'v2.routerInit': 'random' }, 688);
   assert.deepEqual(v.map((x) => [x.name, x.spec['v2.topK']]), [['residual, random routers, top-1 of 8', 1], ['vanilla, hidden-kmeans routers, top-2 of 8', 2]]);
+});
+
+test('the comparison as sentences: what each construction changes, and which is lower after stage 1 by how much, either way', () => {
+  const variant = (over: Partial<V2Variant>, s1: number, s2: number): V2Variant => ({
+    name: '', mlp: 'residual', router_init: 'hidden-kmeans', experts: 6, top_k: 2, activated_share: 0.5, attention_top_k: 2, activated_attention_share: 0.6,
+    points: [
+      { after: 'construction', scores: [], ppl_stage1_domains: 999, ppl_stage2_domains: 999 },
+      { after: 'stage 1', scores: [], ppl_stage1_domains: s1, ppl_stage2_domains: s2 },
+    ],
+    ...over,
+  });
+  const lines = comparisonLines([
+    variant({}, 100, 20),
+    variant({ mlp: 'vanilla', top_k: 3, activated_share: 0.5015 }, 110, 19),
+    variant({ router_init: 'random' }, 100, 25),
+    variant({ attention_top_k: null, activated_attention_share: 1 }, 90, 20),
+  ]);
+  assert.deepEqual(lines, [
+    { text: 'residual vs vanilla MLP MoE (50.0% vs 50.1% of the MLP active): after stage 1, 100.00 vs 110.00 on the stage 1 domains (residual lower by 9.1%); 20.00 vs 19.00 on the stage 2 domains (vanilla lower by 5.0%)', ownLower: true },
+    { text: 'hidden-kmeans vs random routers: after stage 1, 100.00 vs 100.00 on the stage 1 domains (equal); 20.00 vs 25.00 on the stage 2 domains (hidden-kmeans lower by 20.0%)', ownLower: false },
+    { text: 'attention MoE top-2 vs dense attention (60.0% vs 100.0% of attention active): after stage 1, 100.00 vs 90.00 on the stage 1 domains (dense attention lower by 10.0%); 20.00 vs 20.00 on the stage 2 domains (equal)', ownLower: false },
+  ]);
 });

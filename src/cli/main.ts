@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseSpec, type RunSpec } from '../state/spec.ts';
 import type { SweepPoint, SweepReport } from '../methods/ladimo/sweep.ts';
 import type { CheckReport } from '../ops/check.ts';
+import { comparisonLines } from '../methods/llama-moe-v2/report.ts';
 import { comparisonLine } from '../methods/dive/report.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
@@ -302,6 +303,7 @@ async function v2Command(spec: RunSpec, paths: string[], json: boolean, log: (m:
       const attention = v.attention_top_k === null ? 'dense' : `${(100 * v.activated_attention_share).toFixed(1)}%`;
       console.log(`  ${v.name.padEnd(44)} ${(100 * v.activated_share).toFixed(1).padStart(5)}% MLP ${attention.padStart(6)} attention   construction ${built.ppl_stage1_domains.toFixed(3)} | ${built.ppl_stage2_domains.toFixed(3)}   stage 1 ${s1.ppl_stage1_domains.toFixed(3)} | ${s1.ppl_stage2_domains.toFixed(3)}`);
     }
+    for (const l of comparisonLines(m.comparison)) console.log(`  ${l.text}`);
   }
   console.log(`prefill ${m.throughput.prefill_dense.toFixed(1)} → ${m.throughput.prefill_moe.toFixed(1)} tokens/s; decode ${m.throughput.decode_dense.toFixed(1)} → ${m.throughput.decode_moe.toFixed(1)} tokens/s`);
   for (const [what, load] of [['expert', m.expert_load], ['attention head-group', m.attention_load]] as const) {

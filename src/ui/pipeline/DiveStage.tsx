@@ -100,7 +100,7 @@ function Results({ metrics: m, source }: { metrics: DiveMetrics; source: 'run' |
         testId="dive-results"
       >
         {m.comparisons.length ? (
-          <ul className="dive-verdicts">
+          <ul className="verdicts">
             {m.comparisons.map((c) => (
               <li key={`${c.dive}|${c.baseline}`} className={c.relative < 0 ? 'good' : 'bad'}>
                 {comparisonLine(c)}

@@ -6,6 +6,7 @@
 // construction and each stage beside the dense model, the loss curves by stage, and the constructions
 // compared at matched activated parameters.
 import { useMemo } from 'react';
+import { comparisonLines } from '../../methods/llama-moe-v2/report.ts';
 import type { V2Metrics } from '../../methods/llama-moe-v2/run.ts';
 import { parseV2File } from '../../state/results-file.ts';
 import { usePipeline } from '../../state/pipeline.ts';
@@ -210,6 +211,13 @@ function Comparison({ m }: { m: V2Metrics }) {
           </tbody>
         </table>
       </div>
+      <ul className="verdicts" aria-label="LLaMA-MoE v2 verdicts">
+        {comparisonLines(rows).map((l) => (
+          <li key={l.text} className={l.ownLower ? 'good' : 'bad'}>
+            {l.text}
+          </li>
+        ))}
+      </ul>
     </Panel>
   );
 }
