@@ -1,7 +1,7 @@
 // The `moefy` command as a user runs it: exit codes, JSON output, usage errors, a run's checkpoint folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,24 +42,57 @@ test('unknown commands and bad flags exit 2 with usage', () => {
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
 const skip = existsSync(shared) ? false : `test assets not found at ${shared} (../shared beside the repo)`;
 
-test('moefy run on an example spec with checkpoint.dir writes its pieces there (every method may use the folders its spec names), then resumes from them', { skip }, () => {
+/** The reduced v2 example with the test assets' paths, v2.compare off, checkpoints in `ckpt`, written to `file`. */
+function tinyV2Spec(file: string, ckpt: string, train: Record<string, unknown> = {}): string {
+  const example = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/llama-moe-v2-stories260K-tiny.json', import.meta.url)), 'utf8'));
+  const spec = {
+    ...example, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus`,
+    v2: { ...example.v2, compare: false }, train: { ...example.train, ...train }, checkpoint: { dir: ckpt },
+  };
+  writeFileSync(file, JSON.stringify(spec));
+  return file;
+}
+
+/** `moefy run file --json`, killed (with its browser) once `until` exists. */
+function killedRun(file: string, until: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, 'run', file, '--json'], { detached: true, stdio: 'ignore' });
+    const poll = setInterval(() => {
+      if (!existsSync(until)) return;
+      clearInterval(poll);
+      process.kill(-child.pid!, 'SIGKILL');
+    }, 50);
+    child.on('exit', (code, signal) => {
+      clearInterval(poll);
+      if (signal === 'SIGKILL') resolve();
+      else reject(new Error(`the run ended (${code}) before ${until} appeared`));
+    });
+  });
+}
+
+test('moefy run with checkpoint.dir: a finished construction is kept (every method may use the folders its spec names) and read back; a run killed mid-way through stage 2 resumes from its stages\' snapshots to the same scores', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'moefy-cli-'));
   try {
-    const example = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/llama-moe-v2-stories260K-tiny.json', import.meta.url)), 'utf8'));
-    const spec = {
-      ...example, model: `${shared}models/stories260K/stories260K.bin`, tokenizer: `${shared}models/stories260K/tok512.bin`, data: `${shared}data/corpus`,
-      v2: { ...example.v2, compare: false }, checkpoint: { dir: join(dir, 'ckpt') },
-    };
-    writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
-    const first = moefy('run', join(dir, 'spec.json'), '--json');
+    const whole = tinyV2Spec(join(dir, 'whole.json'), join(dir, 'whole'));
+    const first = moefy('run', whole, '--json');
     assert.equal(first.status, 0, first.stderr.slice(-2000));
-    assert.ok(readdirSync(join(dir, 'ckpt')).includes('v2-0.json'), `the finished construction is kept: ${readdirSync(join(dir, 'ckpt'))}`);
-    const again = moefy('run', join(dir, 'spec.json'), '--json');
-    assert.equal(again.status, 0, again.stderr.slice(-2000));
     assert.match(first.stderr, /stage 1: training \d+ of \d+ parameters/);
+    assert.deepEqual(readdirSync(join(dir, 'whole')).filter((f) => f.startsWith('v2-')), ['v2-0.json'], 'the finished construction is kept');
+    for (const stage of [1, 2]) assert.deepEqual(readdirSync(join(dir, 'whole', `train-v2-0-stage${stage}`)), [], 'its snapshots are cleared once it is kept');
+    const points = (r: { stdout: string }) => JSON.parse(r.stdout).metrics.points;
+    const again = moefy('run', whole, '--json');
+    assert.equal(again.status, 0, again.stderr.slice(-2000));
     assert.doesNotMatch(again.stderr, /stage 1: training/, 'read back, not trained again');
-    const points = (r: typeof first) => JSON.parse(r.stdout).metrics.points;
     assert.deepEqual(points(again), points(first));
+
+    // snapshots every 2 of the 4 steps of each stage; killed once stage 2 saved its step 2
+    const split = tinyV2Spec(join(dir, 'split.json'), join(dir, 'split'), { checkpointEvery: 2 });
+    await killedRun(split, join(dir, 'split', 'train-v2-0-stage2', 'train-step-00000002.json'));
+    const resumed = moefy('run', split, '--json');
+    assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+    assert.match(resumed.stderr, /stage 1: resuming from its snapshot at step 4 of 4/);
+    assert.match(resumed.stderr, /stage 2: resuming from its snapshot at step [24] of 4/);
+    assert.deepEqual(points(resumed), points(first));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

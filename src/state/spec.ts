@@ -46,7 +46,7 @@ export const FIELDS = [
   { key: 'train.klWeight', label: 'Distillation weight', type: 'number', default: 0.5, min: 0, max: 1, doc: "method 'train': with a teacher the objective is (1 − w)·cross-entropy + w·KL(teacher ‖ model)" },
   { key: 'train.evalEvery', label: 'Held-out loss every', type: 'number', default: 100, min: 0, int: true, doc: "method 'train': steps between held-out losses over eval.maxWindows windows (0: before and after training only)" },
   { key: 'train.logEvery', label: 'Read losses every', type: 'number', default: 10, min: 1, int: true, doc: "method 'train': steps recorded between readings of the losses (each one waits for the GPU)" },
-  { key: 'train.checkpointEvery', label: 'Snapshot every', type: 'number', default: 0, min: 0, int: true, doc: "method 'train': steps between snapshots in checkpoint.dir (0: at the end only); the same spec resumes from the latest" },
+  { key: 'train.checkpointEvery', label: 'Snapshot every', type: 'number', default: 0, min: 0, int: true, doc: "methods 'train' and 'llama-moe-v2' (per post-training stage): steps between snapshots in checkpoint.dir (0: at the end only; a cancelled run saves one too); the same spec resumes from the latest" },
   { key: 'router.policy', label: 'Routing policy', type: 'string', default: 'adaptive', choices: ['adaptive', 'top1', 'top2', 'top3'], doc: 'inference routing: Table 1 adaptive router or a fixed top-k' },
   { key: 'router.pU', label: 'p_u (uneven share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_u: share of extremely uneven routing distributions (Appendix A)' },
   { key: 'router.pE', label: 'p_e (even share)', type: 'number', default: 0.25, min: 0, max: 1, doc: 'p_e: share of extremely even routing distributions (Appendix A)' },
@@ -95,7 +95,7 @@ export const FIELDS = [
   { key: 'eval.maxWindows', label: 'Windows at most', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
   { key: 'eval.throughputTokens', label: 'Prefill tokens for tokens/s', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },
   { key: 'eval.decodeTokens', label: 'Decode tokens for tokens/s', type: 'number', default: 64, min: 0, int: true, doc: 'decode steps for tokens/s' },
-  { key: 'checkpoint.dir', label: 'Checkpoint folder', type: 'string', default: '', doc: 'save checkpoints here so an interrupted run resumes (LaDiMo: captured activations and distilled layers; method \'dive\': each finished affinity row and model; empty: no checkpoints)' },
+  { key: 'checkpoint.dir', label: 'Checkpoint folder', type: 'string', default: '', doc: 'save checkpoints here so an interrupted run resumes (LaDiMo: captured activations and distilled layers; method \'dive\': each finished affinity row and model; method \'llama-moe-v2\': each finished construction, and the snapshots of the stage under way; empty: no checkpoints)' },
   { key: 'export.dir', label: 'Export folder', type: 'string', default: '', doc: 'write the MoE model here as a Hugging Face Qwen2-MoE folder with a moefy.json sidecar (empty: no export)' },
   { key: 'seed', label: 'Seed', type: 'number', default: 0, min: 0, int: true, doc: 'seeds every random choice of the run' },
 ] as const satisfies readonly Field[];

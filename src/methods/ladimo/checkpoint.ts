@@ -10,11 +10,16 @@
 //   layer-<L>-<split>-<init>.json, .<weight>.f32    a distilled block (distill-stage.ts)
 //   layer-<L>-<split>-<init>.partial.json      points at the newer of two slots -a / -b holding weights,
 //                                              Adam moments, step and loss curve of a layer mid-way
+// and, for methods that keep pieces (PieceMemo: DIVE, LLaMA-MoE v2),
+//   <prefix><name>.json                        a finished piece
+//   train-<prefix><name>/train-step-*          a training loop's snapshots within a piece under way
 import type { Gpu } from '../../gpu/device.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { baseName, readText, type ByteSource } from '../../model/source.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../../state/spec.ts';
+import { latestSnapshot, saveSnapshot } from '../../train/checkpoint.ts';
+import type { TrainSnapshot } from '../../train/trainer.ts';
 
 export type StoredArray = Float32Array | Uint32Array;
 
@@ -27,11 +32,21 @@ interface ArraysIndex<M> {
 
 /**
  * Finished pieces of a run by name, as JSON (a DIVE affinity row, a construction's scores): what a method
- * keeps so that a stopped run resumes at the first piece it had not finished.
+ * keeps so that a stopped run resumes at the first piece it had not finished; and the training snapshots
+ * of a piece under way, so that it resumes mid-piece too.
  */
 export interface PieceMemo {
   get<T>(name: string): Promise<T | null>;
   put(name: string, value: unknown): Promise<void>;
+  /** a training loop's snapshots (src/train/checkpoint.ts) by name, e.g. one per stage of a piece */
+  snapshots(name: string): TrainSnapshots;
+}
+
+/** Where one training loop keeps its snapshots: the latest to resume from, a new one, and clearing them once its piece is kept. */
+export interface TrainSnapshots {
+  latest(): Promise<TrainSnapshot | null>;
+  save(s: TrainSnapshot): Promise<void>;
+  clear(): Promise<void>;
 }
 
 export class RunCheckpoint {
@@ -125,11 +140,25 @@ export class RunCheckpoint {
     return { tensors, meta: saved.meta };
   }
 
-  /** Pieces kept as the metadata of array-less sets named `<prefix><name>` (files `<prefix><name>.json`). */
+  /**
+   * Pieces kept as the metadata of array-less sets named `<prefix><name>` (files `<prefix><name>.json`); a
+   * loop's snapshots in the subfolder `train-<prefix><name>` (the folder's identity already vouches for them).
+   */
   memo(prefix: string): PieceMemo {
     return {
       get: async <T>(name: string) => (await this.loadArrays<T>(`${prefix}${name}`))?.meta ?? null,
       put: (name, value) => this.saveArrays(`${prefix}${name}`, {}, value),
+      snapshots: (name) => {
+        const dir = `${this.dir}/train-${prefix}${name}`;
+        return {
+          latest: () => latestSnapshot(this.io, dir, {}),
+          save: (s) => saveSnapshot(this.io, dir, s, {}),
+          clear: async () => {
+            if (!this.io.remove) return;
+            for (const f of await this.io.open([dir]).catch(() => [] as ByteSource[])) await this.io.remove(`${dir}/${baseName(f.name)}`);
+          },
+        };
+      },
     };
   }
 

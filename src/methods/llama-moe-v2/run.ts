@@ -17,7 +17,8 @@
 // the same MLP MoE with dense attention.
 // runLlamaMoeV2 opens the spec's files for the CLI; v2Run takes a checkpoint and text already open (the
 // workbench), reports as a TaskControl, stops at the next step on its signal, and keeps each finished
-// construction in a PieceMemo (checkpoint.dir, or the browser's store), so a stopped run resumes at the next.
+// construction in a PieceMemo (checkpoint.dir, or the browser's store), so a stopped run resumes at the next,
+// and the construction under way at its stage's last training snapshot.
 import type { Gpu } from '../../gpu/device.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
@@ -38,7 +39,7 @@ import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
-import { RunCheckpoint, type PieceMemo } from '../ladimo/checkpoint.ts';
+import { RunCheckpoint, type PieceMemo, type TrainSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
@@ -276,20 +277,25 @@ export async function v2Run(
         tick: (n, detail) => tick(stepsDone + n, detail),
       };
       const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
-      // each construction is a piece: read back when a stopped run kept it
-      const piece = async <T>(n: number, steps: number, f: () => Promise<T>): Promise<T> => {
+      // each construction is a piece: read back when a stopped run kept it; its stages' training snapshots
+      // let a construction stopped mid-way resume at its last snapshot, and go once it is kept
+      const piece = async <T>(n: number, steps: number, f: (snapshots?: StageSnapshots) => Promise<T>): Promise<T> => {
         throwIfAborted(control.signal, 'LLaMA-MoE v2');
         const kept = memo ? await memo.get<T>(String(n)) : null;
-        const v = kept ?? (await f());
-        if (memo && kept === null) await memo.put(String(n), v);
+        const snapshots = memo && ((stage: 1 | 2) => memo.snapshots(`${n}-stage${stage}`));
+        const v = kept ?? (await f(snapshots));
+        if (memo && kept === null) {
+          await memo.put(String(n), v);
+          for (const stage of [1, 2] as const) await snapshots!(stage).clear();
+        }
         stepsDone += steps;
         return v;
       };
-      const main = await piece(0, spec['v2.stage1Steps'] + spec['v2.stage2Steps'], () => convertAndTrain(ctx, spec, variantName(spec), 2, tpIds, spec['export.dir'] || null));
+      const main = await piece(0, spec['v2.stage1Steps'] + spec['v2.stage2Steps'], (snaps) => convertAndTrain(ctx, spec, variantName(spec), 2, tpIds, spec['export.dir'] || null, snaps));
       let comparison: V2Variant[] | null = null;
       if (compared.length) {
         comparison = [main.variant];
-        for (const [i, v] of compared.entries()) comparison.push((await piece(i + 1, spec['v2.stage1Steps'], () => convertAndTrain(ctx, v.spec, v.name, 1, null))).variant);
+        for (const [i, v] of compared.entries()) comparison.push((await piece(i + 1, spec['v2.stage1Steps'], (snaps) => convertAndTrain(ctx, v.spec, v.name, 1, null, null, snaps))).variant);
       }
       return {
         device: gpu.describe(),
@@ -317,12 +323,19 @@ export async function v2Run(
   }
 }
 
+/** Where each post-training stage of a construction keeps its training snapshots. */
+type StageSnapshots = (stage: 1 | 2) => TrainSnapshots;
+
 /**
  * One construction (the v2.* fields of `spec`) on a fresh copy of the model, scored after construction and
  * after each stage up to `lastStage`; tokens/s of dense and converted over `tpIds` when given; exported to
- * `exportDir` after the last stage when given.
+ * `exportDir` after the last stage when given. With `snapshots`, each stage resumes from its latest one
+ * (a finished stage's is its end: it restores without training, so the next stage starts from the same
+ * weights) and saves them as train.checkpointEvery says, and when cancelled.
  */
-async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, lastStage: 1 | 2, tpIds: number[] | null, exportDir: string | null = null) {
+async function convertAndTrain(
+  ctx: RunContext, spec: RunSpec, name: string, lastStage: 1 | 2, tpIds: number[] | null, exportDir: string | null = null, snapshots?: StageSnapshots,
+) {
   const { gpu, ckpt, dense, layers, progress } = ctx;
   const c = ckpt.config;
   const student = await LlamaModel.load(gpu, ckpt.weights);
@@ -389,8 +402,12 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
         progress(`${name}, stage ${stage}: training ${params.trainable} of ${params.total} parameters on ${tokens.train.length} tokens of ${tokens.domains.join(', ')}`);
         const before = stage === 2 ? spec['v2.stage1Steps'] : 0;
         const print = throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000);
+        const steps = spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'];
+        const snaps = snapshots?.(stage);
+        const resume = (await snaps?.latest()) ?? undefined;
+        if (resume) progress(`${name}, stage ${stage}: resuming from its snapshot at step ${resume.step} of ${steps}`);
         const r = await train(m, tokens, {
-          ...loopOptions(spec), steps: spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'], signal: ctx.signal,
+          ...loopOptions(spec), steps, signal: ctx.signal, resume, onCheckpoint: snaps && ((x) => snaps.save(x)),
           onProgress: (p) => {
             print(p);
             ctx.tick(before + p.step, `${name}, stage ${stage}: step ${p.step}/${p.steps}, loss ${p.point.loss.toFixed(3)}`);
@@ -400,7 +417,7 @@ async function convertAndTrain(ctx: RunContext, spec: RunSpec, name: string, las
         mergeLora(m.params, m.lora);
         stages.push({
           stage, domains: tokens.domains, replay: stage === 2 ? spec['v2.stage2Replay'] : 0, steps: r.step, tokens: r.tokens, seconds: r.seconds,
-          tokens_per_s: r.tokensPerS, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss, curve: r.curve, evals: r.evals,
+          tokens_per_s: r.seconds > 0 ? r.tokens / r.seconds : 0, params, loss_before: r.evals[0].loss, loss_after: r.evals.at(-1)!.loss, curve: r.curve, evals: r.evals,
         });
       } finally {
         releaseTrainModel(m);
