@@ -1,11 +1,12 @@
 // The `moefy` command as a user runs it: exit codes, JSON output, usage errors, a run's checkpoint folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killedRun } from './killed-run.ts';
 
 const bin = fileURLToPath(new URL('../bin/moefy.mjs', import.meta.url));
 const moefy = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -53,23 +54,6 @@ function tinyV2Spec(file: string, ckpt: string, train: Record<string, unknown> =
   return file;
 }
 
-/** `moefy run file --json`, killed (with its browser) once `until` exists. */
-function killedRun(file: string, until: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'run', file, '--json'], { detached: true, stdio: 'ignore' });
-    const poll = setInterval(() => {
-      if (!existsSync(until)) return;
-      clearInterval(poll);
-      process.kill(-child.pid!, 'SIGKILL');
-    }, 50);
-    child.on('exit', (code, signal) => {
-      clearInterval(poll);
-      if (signal === 'SIGKILL') resolve();
-      else reject(new Error(`the run ended (${code}) before ${until} appeared`));
-    });
-  });
-}
-
 test('moefy run with checkpoint.dir: a finished construction is kept (every method may use the folders its spec names) and read back; a run killed mid-way through stage 2 resumes from its stages\' snapshots to the same scores', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'moefy-cli-'));
   try {
@@ -87,7 +71,7 @@ test('moefy run with checkpoint.dir: a finished construction is kept (every meth
 
     // snapshots every 2 of the 4 steps of each stage; killed once stage 2 saved its step 2
     const split = tinyV2Spec(join(dir, 'split.json'), join(dir, 'split'), { checkpointEvery: 2 });
-    await killedRun(split, join(dir, 'split', 'train-v2-0-stage2', 'train-step-00000002.json'));
+    await killedRun(['run', split, '--json'], join(dir, 'split', 'train-v2-0-stage2', 'train-step-00000002.json'));
     const resumed = moefy('run', split, '--json');
     assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
     assert.match(resumed.stderr, /stage 1: resuming from its snapshot at step 4 of 4/);

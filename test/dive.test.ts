@@ -1,15 +1,17 @@
 // DIVE (arXiv 2506.09351), construction half: the affinity-mining math against hand-computed float64
 // cases, FLAP's scores, pruning, bias and pooled statistics on small exact cases, the GPU identities
 // (src/methods/dive/dive.check.ts: 100% kept = dense logits; bias compensation keeps the mean output),
-// and a reduced run on stories260K with three domains, the same twice for one seed.
+// and a reduced run on stories260K with three domains, the same twice for one seed, resumed from its
+// checkpoint folder with pieces lost, and with a retraining killed mid-stage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTask } from '../src/cli/host.ts';
-import { parseSpec } from '../src/state/spec.ts';
+import { parseSpec, specToJson } from '../src/state/spec.ts';
+import { killedRun } from './killed-run.ts';
 import { averageLinkage, clusterDomains, cutTree, labelClusters, normaliseAffinity, pearsonRows } from '../src/methods/dive/cluster.ts';
 import { compensationBias, flapScores, keptCount, poolStats, topChannels, variance, type ChannelStats } from '../src/methods/dive/importance.ts';
 import { columnMomentsRef } from '../src/ops/moments.ref.ts';
@@ -206,8 +208,20 @@ test('DIVE reduced run on stories260K: affinity matrix, clusters, every construc
     const resumed = await run(dir);
     assert.deepEqual(stable(resumed), stable(m));
     assert.ok(resumed.seconds.retraining < m.seconds.retraining / 2, `only 2 of 7 retrainings ran again: ${resumed.seconds.retraining.toFixed(1)} s vs ${m.seconds.retraining.toFixed(1)} s (${((performance.now() - t0) / 1000).toFixed(1)} s in all)`);
+    // the last model lost again, and its retraining killed once stage 2 saved its step 2 (snapshots every 2
+    // steps): the run resumes that model from its stages' snapshots, to the same numbers
+    unlinkSync(join(dir, 'dive-model-7.json'));
+    const file = `${dir}.json`;   // beside the folder: its own spec.json is the run's identity
+    writeFileSync(file, JSON.stringify(specToJson({ ...spec(), 'checkpoint.dir': dir, 'train.checkpointEvery': 2 })));
+    await killedRun(['run', file, '--json'], join(dir, 'train-dive-model-7-stage2', 'train-step-00000002.json'));
+    const lines: string[] = [];
+    const again = await runTask('dive', { ...spec(), 'checkpoint.dir': dir }, (l) => lines.push(l), [spec().model, spec().tokenizer, spec().data, dir]);
+    assert.ok(lines.some((l) => /random split \(LLaMA-MoE\) 2\/2, stage 1: resuming from its snapshot at step 4 of 4/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /random split \(LLaMA-MoE\) 2\/2, stage 2: resuming from its snapshot at step [24] of 4/.test(l)), lines.join('\n'));
+    assert.deepEqual(stable(again), stable(m));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}.json`, { force: true });
   }
 });
 

@@ -29,6 +29,7 @@ import { moeParamNames } from '../../train/params.ts';
 import { windowsPerplexity } from '../../train/perplexity.ts';
 import { train, type TrainOptions, type TrainProgress } from '../../train/trainer.ts';
 import { releaseLayer, uploadLayer, type ConstructedLayer } from './construct.ts';
+import type { StageSnapshots } from '../ladimo/checkpoint.ts';
 
 export interface RetrainOptions {
   /** experts per token in stage 2 and at evaluation */
@@ -40,8 +41,11 @@ export interface RetrainOptions {
   /** stage 2's adapters on the experts' gate, up and down projections */
   lora: { rank: number; alpha: number };
   /** the loop's settings (train.* of the spec), steps aside */
-  loop: Omit<TrainOptions, 'steps' | 'onProgress'>;
+  loop: Omit<TrainOptions, 'steps' | 'onProgress' | 'resume' | 'onCheckpoint'>;
   onProgress?: (stage: 1 | 2, p: TrainProgress) => void;
+  /** each stage resumes from its latest snapshot here and saves them (a finished stage's restores without training) */
+  snapshots?: StageSnapshots;
+  onLog?: (message: string) => void;
 }
 
 /** One stage's run, and the bit-for-bit check of what it changed. */
@@ -132,7 +136,12 @@ async function runStage(m: TrainModel, tokens: TrainTokens, o: RetrainOptions, s
   const tensors = new Map<string, Tensor>(m.params.all().map((p) => [p.name, p.value]));
   for (const [l, b] of m.moeBias) tensors.set(moeParamNames(l).bias, b);
   const before = await readAll(tensors);
-  const r = await train(m, tokens, { ...o.loop, steps, onProgress: o.onProgress && ((p) => o.onProgress!(stage, p)) });
+  const snaps = o.snapshots?.(stage);
+  const resume = (await snaps?.latest()) ?? undefined;
+  if (resume) o.onLog?.(`stage ${stage}: resuming from its snapshot at step ${resume.step} of ${steps}`);
+  const r = await train(m, tokens, {
+    ...o.loop, steps, resume, onCheckpoint: snaps && ((x) => snaps.save(x)), onProgress: o.onProgress && ((p) => o.onProgress!(stage, p)),
+  });
   const after = await readAll(tensors);
   const shouldChange = new Set(m.params.trainable().map((p) => p.name));
   const changed = [...tensors.keys()].filter((n) => !bitEqual(before.get(n)!, after.get(n)!));

@@ -28,7 +28,7 @@ import { retrain, type RetrainResult } from './retrain.ts';
 import { diveComparisons, type DiveComparison } from './report.ts';
 import { trainTokens } from '../../train/data.ts';
 import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
-import { RunCheckpoint, type PieceMemo } from '../ladimo/checkpoint.ts';
+import { keptPiece, RunCheckpoint, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
@@ -148,12 +148,10 @@ export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: 
   let done = 0;
   const tick = meter(control, 'dive', 'pieces', total);
   const progress = (m: string) => control.onLog?.(m);
-  const piece = async <T>(name: string, what: string, f: () => Promise<T>): Promise<T> => {
+  const piece = async <T>(name: string, what: string, f: (snapshots?: StageSnapshots) => Promise<T>): Promise<T> => {
     throwIfAborted(control.signal, `DIVE at ${what}`);
     tick(done, what);
-    const kept = memo ? await memo.get<T>(name) : null;
-    const v = kept ?? (await f());
-    if (memo && kept === null) await memo.put(name, v);
+    const v = await keptPiece(memo, name, f);
     tick(++done, what);
     return v;
   };
@@ -214,7 +212,7 @@ export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: 
     // ---- retraining text: the calibration domains' training text, train.* windows held out
     let retrainSeconds = 0;
     const tokens = retraining ? await trainTokens({ label: data.label, domains }, 'all', tok, spec['train.seqLen'], spec['eval.maxWindows'], 'calibration.domains') : null;
-    const retrainConstruction = async (name: string, layers: ConstructedLayer[], k: number): Promise<DiveModelRow['retrained']> => {
+    const retrainConstruction = async (name: string, layers: ConstructedLayer[], k: number, snapshots?: StageSnapshots): Promise<DiveModelRow['retrained']> => {
       const fresh = await LlamaModel.load(gpu, ckpt.weights);   // stage 2 trains its norms in place
       const t1 = performance.now();
       try {
@@ -222,7 +220,7 @@ export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: 
         const r = await retrain(fresh, layers, tokens!, evals, {
           topK: k, temperature: temperatures.get(k)!, stage1Steps: spec['dive.stage1Steps'], stage2Steps: spec['dive.stage2Steps'],
           lora: { rank: spec['dive.loraRank'], alpha: spec['train.lora.alpha'] }, loop: { ...loopOptions(spec), signal: control.signal },
-          onProgress: (stage, p) => print[stage - 1](p),
+          onProgress: (stage, p) => print[stage - 1](p), snapshots, onLog: (m) => progress(`${name}, ${m}`),
         });
         progress(`${name} retrained: ppl ${r.ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(r.ppl).toFixed(3)})`);
         return { ...r, ppl_geomean: geomean(r.ppl) };
@@ -237,11 +235,11 @@ export async function diveRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: 
     const models: DiveModelRow[] = [];
     // layers are built only when the row is not in the memo
     const evaluate = async (name: string, construction: DiveConstruction, build: (() => ConstructedLayer[]) | null, experts: number, k: number, kept: number) => {
-      models.push(await piece(`model-${models.length}`, name, async (): Promise<DiveModelRow> => {
+      models.push(await piece(`model-${models.length}`, name, async (snapshots): Promise<DiveModelRow> => {
         const layers = build?.() ?? null;
         const ppl = await pplPerDomain(model, layers, evals);
         progress(`${name}: ppl ${ppl.map((p) => p.toFixed(2)).join(' ')} (geometric mean ${geomean(ppl).toFixed(3)})`);
-        const retrained = retraining && layers ? await retrainConstruction(name, layers, k) : null;
+        const retrained = retraining && layers ? await retrainConstruction(name, layers, k, snapshots) : null;
         return { name, construction, experts, top_k: k, kept_channels: kept, activated_ffn_share: (k * kept) / c.hiddenDim, ppl, ppl_geomean: geomean(ppl), retrained };
       }));
     };

@@ -49,6 +49,25 @@ export interface TrainSnapshots {
   clear(): Promise<void>;
 }
 
+/** Where each training stage of a piece keeps its snapshots. */
+export type StageSnapshots = (stage: 1 | 2) => TrainSnapshots;
+
+/**
+ * The piece `name`: read back from `memo` when kept, else made by `make` (given its stages' snapshots,
+ * `<name>-stage<s>`, to resume from and save into) and kept, its snapshots then cleared.
+ */
+export async function keptPiece<T>(memo: PieceMemo | undefined, name: string, make: (snapshots?: StageSnapshots) => Promise<T>): Promise<T> {
+  const kept = memo ? await memo.get<T>(name) : null;
+  if (kept !== null) return kept;
+  const snapshots = memo && ((stage: 1 | 2) => memo.snapshots(`${name}-stage${stage}`));
+  const v = await make(snapshots);
+  if (memo) {
+    await memo.put(name, v);
+    for (const stage of [1, 2] as const) await snapshots!(stage).clear();
+  }
+  return v;
+}
+
 export class RunCheckpoint {
   /** The folder's files as last listed; null after a write or refresh(), so the next read lists it again. */
   private files: ByteSource[] | null = null;

@@ -39,7 +39,7 @@ import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
-import { RunCheckpoint, type PieceMemo, type TrainSnapshots } from '../ladimo/checkpoint.ts';
+import { keptPiece, RunCheckpoint, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
@@ -281,13 +281,7 @@ export async function v2Run(
       // let a construction stopped mid-way resume at its last snapshot, and go once it is kept
       const piece = async <T>(n: number, steps: number, f: (snapshots?: StageSnapshots) => Promise<T>): Promise<T> => {
         throwIfAborted(control.signal, 'LLaMA-MoE v2');
-        const kept = memo ? await memo.get<T>(String(n)) : null;
-        const snapshots = memo && ((stage: 1 | 2) => memo.snapshots(`${n}-stage${stage}`));
-        const v = kept ?? (await f(snapshots));
-        if (memo && kept === null) {
-          await memo.put(String(n), v);
-          for (const stage of [1, 2] as const) await snapshots!(stage).clear();
-        }
+        const v = await keptPiece(memo, String(n), f);
         stepsDone += steps;
         return v;
       };
@@ -322,9 +316,6 @@ export async function v2Run(
     dense.release();
   }
 }
-
-/** Where each post-training stage of a construction keeps its training snapshots. */
-type StageSnapshots = (stage: 1 | 2) => TrainSnapshots;
 
 /**
  * One construction (the v2.* fields of `spec`) on a fresh copy of the model, scored after construction and
