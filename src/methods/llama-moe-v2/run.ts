@@ -206,7 +206,7 @@ function variantName(s: RunSpec): string {
  * groups (null: dense): the q_proj and o_proj slices of its k groups, k_proj and v_proj whole (every
  * group's K and V are computed, since a later token may pick a group an earlier one did not), the router.
  */
-export function activatedAttention(c: ModelConfig, topK: number | null): number {
+function activatedAttention(c: ModelConfig, topK: number | null): number {
   if (topK === null) return attentionParams(c);
   const q = c.nHeads * c.headDim;
   const kv = c.nKvHeads * c.headDim;
