@@ -7,6 +7,7 @@ import type { SweepPoint, SweepReport } from '../methods/ladimo/sweep.ts';
 import type { CheckReport } from '../ops/check.ts';
 import { comparisonLines } from '../methods/llama-moe-v2/report.ts';
 import { comparisonLine } from '../methods/dive/report.ts';
+import { modVerdicts, wilson } from '../methods/mod/report.ts';
 
 const USAGE = `moefy — turn dense LLaMA-family models into Mixture-of-Experts models on WebGPU
 
@@ -320,12 +321,13 @@ async function modCommand(spec: RunSpec, paths: string[], json: boolean, log: (m
     return 0;
   }
   console.log(`Mixture-of-Depths ensemble (k ${m.k}: layers ${m.layers.join(', ') || 'none'}, mix ${m.mix}, λ ${m.lambda}); ${m.problems.scored} problems of ${m.problems.source}; prose ${m.prose.domain}`);
-  console.log(`${'variant'.padEnd(10)}${'trainable'.padStart(11)}${'exact match'.padStart(20)}${'prose ppl'.padStart(11)}${'tokens/s'.padStart(10)}`);
+  console.log(`${'variant'.padEnd(10)}${'trainable'.padStart(11)}${'exact match [95% CI]'.padStart(32)}${'prose ppl'.padStart(11)}${'tokens/s'.padStart(10)}`);
   for (const v of m.variants) {
-    console.log(`${v.variant.padEnd(10)}${String(v.params.trainable).padStart(11)}${`${v.correct}/${v.scored} ${(100 * v.accuracy).toFixed(1)}%`.padStart(20)}${v.ppl_prose.toFixed(3).padStart(11)}${v.tokens_per_s.toFixed(1).padStart(10)}`);
+    const [lo, hi] = wilson(v.correct, v.scored).map((x) => (100 * x).toFixed(1));
+    console.log(`${v.variant.padEnd(10)}${String(v.params.trainable).padStart(11)}${`${v.correct}/${v.scored} ${(100 * v.accuracy).toFixed(1)}% [${lo}, ${hi}]`.padStart(32)}${v.ppl_prose.toFixed(3).padStart(11)}${v.tokens_per_s.toFixed(1).padStart(10)}`);
   }
   if (m.mod_share_of_lora_params !== null) console.log(`MoD trains ${(100 * m.mod_share_of_lora_params).toFixed(2)}% of LoRA's parameters`);
-  for (const [k, d] of Object.entries(m.accuracy_gain)) console.log(`accuracy ${k}: ${d >= 0 ? '+' : ''}${d.toFixed(1)} points`);
+  for (const l of modVerdicts(m)) console.log(l.text);
   for (const v of m.variants) {
     if (!v.routing) continue;
     console.log(`${v.variant} router weight per token type (${v.routing.members.join(', ')}):`);

@@ -1,11 +1,13 @@
 // UI state of the LaDiMo pipeline (Data → Construct → Distill → Route → Evaluate → Export), of
-// whole-model training (Data → Train, method 'train'), DIVE (Data → DIVE) and LLaMA-MoE v2 (Data → LLaMA-MoE v2): the run spec (the same document as `moefy run` and
+// whole-model training (Data → Train, method 'train'), DIVE (Data → DIVE), LLaMA-MoE v2 (Data → LLaMA-MoE v2) and
+// Mixture-of-Depths (Data → MoD): the run spec (the same document as `moefy run` and
 // the URL), the long task running in the worker with its progress, and the results. One long task at a
 // time; each stage's results replace those after it when re-run, since they depend on it. The spec is mirrored into the URL as it changes (url.ts), never the results.
 import * as Comlink from 'comlink';
 import { create } from 'zustand';
 import { defaultSpec, type RunSpec, type SpecKey } from './spec.ts';
 import { runFileText } from './run-file.ts';
+import type { FileSource } from './results-file.ts';
 import { getEngine, onEngineStopped } from './engine.ts';
 import type {
   ActivatedParams,
@@ -13,6 +15,7 @@ import type {
   DataSummary,
   DistillUpdate,
   DiveMetrics,
+  ModMetrics,
   PiecesResume,
   V2Metrics,
   EvalPoint,
@@ -60,7 +63,7 @@ export interface RoutingDemo {
 /** A method's results on show: from a run in this tab ('run') or a file of `moefy run`'s metrics (its name). */
 export interface ResultsView<M> {
   metrics: M;
-  source: 'run' | { file: string };
+  source: 'run' | FileSource;
 }
 
 /** A training run's points as they stream in: one step per reading of the losses, the held-out points, tokens/s. */
@@ -84,10 +87,11 @@ interface PipelineStore {
   train: TrainResults | null;
   trainLive: TrainLive;
   trainResume: TrainResume | null;
-  /** methods 'dive' and 'llama-moe-v2': results shown (a run in this tab, or a `moefy run` metrics file opened) */
+  /** methods 'dive', 'llama-moe-v2' and 'mod': results shown (a run in this tab, or a `moefy run` metrics file opened) */
   dive: ResultsView<DiveMetrics> | null;
   v2: ResultsView<V2Metrics> | null;
-  /** what is stored of the spec's run (method 'dive' or 'llama-moe-v2') */
+  mod: ResultsView<ModMetrics> | null;
+  /** what is stored of the spec's run (method 'dive', 'llama-moe-v2' or 'mod') */
   piecesResume: PiecesResume | null;
   storage: StorageReport | null;
   demo: RoutingDemo;
@@ -105,9 +109,10 @@ interface PipelineStore {
   setLayerPolicy(layer: number, policy: LayerPolicy): Promise<void>;
   /** spec + results as one JSON document (run-file.ts) */
   runFile(): string;
-  /** shows a metrics document of `moefy run` (a dive or llama-moe-v2 spec) from the file `source` */
-  showDive(metrics: DiveMetrics, source: string): void;
-  showV2(metrics: V2Metrics, source: string): void;
+  /** shows a metrics document of `moefy run` (a dive, llama-moe-v2 or mod spec) from the file `source` */
+  showDive(metrics: DiveMetrics, source: FileSource): void;
+  showV2(metrics: V2Metrics, source: FileSource): void;
+  showMod(metrics: ModMetrics, source: FileSource): void;
   loadRunFile(spec: RunSpec, results: RunResults): void;
   /** the Qwen2-MoE folder's files, for the page to save */
   exportModel(): Promise<{ name: string; bytes: Uint8Array }[] | null>;
@@ -128,7 +133,11 @@ const CLEARS: Record<TaskStage, (keyof RunResults)[]> = {
   train: [],
   dive: [],
   llamaMoeV2: [],
+  mod: [],
 };
+
+/** The methods whose runs keep finished pieces (src/worker/pieces.ts). */
+const PIECE_METHODS: readonly RunSpec['method'][] = ['dive', 'llama-moe-v2', 'mod'];
 
 /** Stored distillation work this page has not loaded: a finished layer or one stopped part-way. */
 export function interrupted(s: Pick<PipelineStore, 'resume' | 'results'>): boolean {
@@ -184,6 +193,7 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     trainResume: null,
     dive: null,
     v2: null,
+    mod: null,
     piecesResume: null,
     storage: null,
     demo: { text: 'Once upon a time, there was a little girl who loved to read books.', result: null, params: null, overrides: {}, busy: false, error: null },
@@ -211,6 +221,7 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
           trainLive: NO_TRAIN_POINTS,
           dive: s.dive?.source === 'run' ? null : s.dive,
           v2: s.v2?.source === 'run' ? null : s.v2,
+          mod: s.mod?.source === 'run' ? null : s.mod,
         }));
         clear('capture');
       } catch (e) {
@@ -287,6 +298,8 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
           return task(stage, (p) => api.dive(spec, p), (metrics) => set({ dive: { metrics, source: 'run' } }));
         case 'llamaMoeV2':
           return task(stage, (p) => api.llamaMoeV2(spec, p), (metrics) => set({ v2: { metrics, source: 'run' } }));
+        case 'mod':
+          return task(stage, (p) => api.mod(spec, p), (metrics) => set({ mod: { metrics, source: 'run' } }));
       }
     },
 
@@ -298,10 +311,10 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
       const spec = get().spec;
       try {
         if (spec.method === 'train') set({ trainResume: await getEngine().trainResumeInfo(spec) });
-        else if (spec.method === 'dive' || spec.method === 'llama-moe-v2') set({ piecesResume: await getEngine().piecesResumeInfo(spec) });
+        else if (PIECE_METHODS.includes(spec.method)) set({ piecesResume: await getEngine().piecesResumeInfo(spec) });
         else set({ resume: await getEngine().resumeInfo(spec) });
       } catch {
-        set(spec.method === 'train' ? { trainResume: null } : spec.method === 'dive' || spec.method === 'llama-moe-v2' ? { piecesResume: null } : { resume: null });
+        set(spec.method === 'train' ? { trainResume: null } : PIECE_METHODS.includes(spec.method) ? { piecesResume: null } : { resume: null });
       }
     },
 
@@ -351,11 +364,15 @@ export const usePipeline = create<PipelineStore>()((set, get) => {
     },
 
     showDive(metrics, source) {
-      set({ dive: { metrics, source: { file: source } } });
+      set({ dive: { metrics, source } });
     },
 
     showV2(metrics, source) {
-      set({ v2: { metrics, source: { file: source } } });
+      set({ v2: { metrics, source } });
+    },
+
+    showMod(metrics, source) {
+      set({ mod: { metrics, source } });
     },
 
     loadRunFile(spec, results) {

@@ -1,12 +1,46 @@
 // A results file: what `moefy run --json` prints ({ spec, metrics }), or the metrics alone, for a spec
-// whose method is 'dive' or 'llama-moe-v2'. Their pages open one to show a run made elsewhere (a GPU server,
+// whose method is 'dive', 'llama-moe-v2' or 'mod'. Their pages open one to show a run made elsewhere (a GPU server,
 // a colleague's machine) with the same charts and tables as a run in the tab; an error names the file and
 // what is missing.
 import { diveComparisons } from '../methods/dive/report.ts';
 import type { DiveMetrics } from '../methods/dive/run.ts';
 import type { V2Metrics } from '../methods/llama-moe-v2/run.ts';
+import { FIELDS, parseSpec, type RunSpec, type SpecKey } from './spec.ts';
+import { VARIANTS } from '../methods/mod/report.ts';
+import type { ModMetrics } from '../methods/mod/run.ts';
 
 type Need = (k: string, ok: (v: unknown) => boolean, what: string) => void;
+
+/** Where results on show came from, when from a file: its name and the run spec it was made with (null: none, or unreadable, why in specError). */
+export interface FileSource {
+  file: string;
+  spec: RunSpec | null;
+  specError: string | null;
+}
+
+/** The file's name and its `{ spec, metrics }` document's spec, read as the CLI reads specs. */
+export function fileSource(text: string, file: string): FileSource {
+  const doc = JSON.parse(text) as { spec?: unknown } | null;
+  if (!doc || typeof doc !== 'object' || doc.spec === undefined) return { file, spec: null, specError: null };
+  try {
+    return { file, spec: parseSpec(doc.spec, `${file}: spec`), specError: null };
+  } catch (e) {
+    return { file, spec: null, specError: (e as Error).message };
+  }
+}
+
+/** Where a run read and wrote, not what it computed: a file's spec may name other paths without being another run. */
+const PLACES: readonly SpecKey[] = ['model', 'tokenizer', 'data', 'checkpoint.dir', 'export.dir'];
+
+/** The fields (sources and output folders aside) where `theirs` differs from `ours`. */
+export function specDifferences(ours: RunSpec, theirs: RunSpec): SpecKey[] {
+  return FIELDS.map((f) => f.key).filter((k) => !PLACES.includes(k) && ours[k] !== theirs[k]);
+}
+
+/** `ours` with every field but the sources and output folders taken from `theirs`. */
+export function adoptSpec(ours: RunSpec, theirs: RunSpec): RunSpec {
+  return { ...theirs, ...Object.fromEntries(PLACES.map((k) => [k, ours[k]])) };
+}
 
 /** The metrics object of the file, checked to be the method's; `need` checks one of its fields. */
 function metricsOf(text: string, file: string, method: string): { m: Record<string, unknown>; need: Need } {
@@ -68,4 +102,18 @@ export function parseV2File(text: string, file: string): V2Metrics {
     expert_load: metrics.expert_load ?? [],
     attention_load: metrics.attention_load ?? [],
   };
+}
+
+export function parseModFile(text: string, file: string): ModMetrics {
+  const { m, need } = metricsOf(text, file, 'mod');
+  need('variants', list, 'a non-empty list of the variants scored');
+  (m.variants as Record<string, unknown>[]).forEach((v, i) => {
+    const ok = (VARIANTS as readonly unknown[]).includes(v?.variant) && ['accuracy', 'correct', 'scored', 'ppl_prose', 'tokens_per_s'].every((k) => typeof v[k] === 'number') &&
+      typeof (v.params as { trainable?: unknown } | undefined)?.trainable === 'number';
+    if (!ok) throw new Error(`${file}: metrics.variants[${i}] needs a variant (${VARIANTS.join(', ')}), params, accuracy, correct, scored, ppl_prose and tokens_per_s`);
+  });
+  need('layers', (v) => Array.isArray(v), "a list of the late layers in the ensemble");
+  const metrics = m as unknown as ModMetrics;
+  // files from before the loss curves were kept have none
+  return { ...metrics, variants: metrics.variants.map((v) => ({ ...v, train: v.train && { ...v.train, curve: v.train.curve ?? [] } })) };
 }

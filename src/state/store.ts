@@ -47,7 +47,7 @@ export interface CheckState {
 
 /** The page the shell shows: the Kernels setup page, or a pipeline stage. */
 /** The pages: Kernels (setup), then the pipeline stages in order. */
-export const STAGE_IDS = ['kernels', 'model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export', 'train', 'dive', 'v2'] as const;
+export const STAGE_IDS = ['kernels', 'model', 'data', 'construct', 'distill', 'route', 'evaluate', 'export', 'train', 'dive', 'v2', 'mod'] as const;
 export type Stage = (typeof STAGE_IDS)[number];
 
 export type ModelStatus = 'empty' | 'loading' | 'ready' | 'error' | 'cancelled';

@@ -1,6 +1,6 @@
 // The workbench shell: header, pipeline sidebar (Sidebar.tsx), and one page per stage: Kernels (the
 // adapter the engine runs on and the kernel checks, GPU kernel vs float64 CPU reference), the Model stage
-// (src/ui/model/), the LaDiMo pipeline stages, whole-model training's Train, and the DIVE and LLaMA-MoE v2 pages (src/ui/pipeline/). The
+// (src/ui/model/), the LaDiMo pipeline stages, whole-model training's Train, and the DIVE, LLaMA-MoE v2 and Mixture-of-Depths pages (src/ui/pipeline/). The
 // page follows the URL hash (#kernels, #model, #data, …); the run spec lives in the URL's query
 // (pipeline/spec-url.tsx).
 import { useEffect } from 'react';
@@ -18,6 +18,7 @@ import { ExportStage } from './pipeline/ExportStage.tsx';
 import { TrainStage } from './pipeline/TrainStage.tsx';
 import { DiveStage } from './pipeline/DiveStage.tsx';
 import { V2Stage } from './pipeline/V2Stage.tsx';
+import { ModStage } from './pipeline/ModStage.tsx';
 import { SpecNotice, useSpecUrl } from './pipeline/spec-url.tsx';
 import { Sidebar } from './Sidebar.tsx';
 import { useTicker } from './hooks.ts';
@@ -58,6 +59,7 @@ const PAGES: Record<Stage, () => React.JSX.Element> = {
   train: TrainStage,
   dive: DiveStage,
   v2: V2Stage,
+  mod: ModStage,
 };
 
 function Page({ stage }: { stage: Stage }) {

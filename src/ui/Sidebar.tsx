@@ -1,7 +1,7 @@
 // The pipeline sidebar: Kernels (setup), the run spec's method, then its stages, each with its status
 // (done, running with its progress, interrupted, failed, or what it waits for): LaDiMo's Model → Data →
 // Construct → Distill → Route → Evaluate → Export, whole-model training's Model → Data → Train, or
-// DIVE's and LLaMA-MoE v2's Model → Data → their page.
+// DIVE's, LLaMA-MoE v2's and Mixture-of-Depths' Model → Data → their page.
 import { useStore, type Stage } from '../state/store.ts';
 import { useShallow } from 'zustand/react/shallow';
 import { interrupted, usePipeline } from '../state/pipeline.ts';
@@ -22,6 +22,7 @@ const STAGES: { id: StageId; name: string; what: string; tasks: TaskStage[] }[] 
   { id: 'train', name: 'Train', what: 'Train the whole model on the text', tasks: ['train'] },
   { id: 'dive', name: 'DIVE', what: 'Mine domains, prune experts, retrain', tasks: ['dive'] },
   { id: 'v2', name: 'LLaMA-MoE v2', what: 'MLP experts, two-stage post-training', tasks: ['llamaMoeV2'] },
+  { id: 'mod', name: 'Mixture-of-Depths', what: 'Late layers as a routed ensemble', tasks: ['mod'] },
 ];
 
 type Method = RunSpec['method'];
@@ -32,6 +33,7 @@ const WORKBENCH: Partial<Record<Method, { label: string; stages: StageId[] }>> =
   train: { label: 'Train the whole model', stages: ['model', 'data', 'train'] },
   dive: { label: 'DIVE: experts from domain pruning', stages: ['model', 'data', 'dive'] },
   'llama-moe-v2': { label: 'LLaMA-MoE v2: MLP experts + post-training', stages: ['model', 'data', 'v2'] },
+  mod: { label: 'Mixture-of-Depths: late layers as an ensemble', stages: ['model', 'data', 'mod'] },
 };
 
 const stagesOf = (m: Method): StageId[] => WORKBENCH[m]?.stages ?? ['model', 'data'];
@@ -40,7 +42,7 @@ const METHODS = FIELDS.find((f) => f.key === 'method')!.choices;
 function useStatuses(): Record<StageId, Status> {
   const model = useStore((s) => s.model.status);
   // Not the streamed loss points: the sidebar need not re-render with the chart.
-  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume, dive: s.dive, v2: s.v2, piecesResume: s.piecesResume })));
+  const p = usePipeline(useShallow((s) => ({ data: s.data, results: s.results, task: s.task, resume: s.resume, train: s.train, trainResume: s.trainResume, dive: s.dive, v2: s.v2, mod: s.mod, piecesResume: s.piecesResume })));
   const r = p.results;
   const t = p.task;
   // a stage that starts from the model and the text: what it waits for, else `ready`
@@ -70,6 +72,11 @@ function useStatuses(): Record<StageId, Status> {
       ? { kind: 'done', text: p.v2.source === 'run' ? `${p.v2.metrics.points.length} scorings` : `Shown from ${p.v2.source.file}` }
       : p.piecesResume
         ? { kind: 'paused', text: `${p.piecesResume.pieces} constructions stored: resume` }
+        : fromInputs({ kind: 'ready', text: 'Ready to run' }),
+    mod: p.mod
+      ? { kind: 'done', text: p.mod.source === 'run' ? `${p.mod.metrics.variants.length} variants scored` : `Shown from ${p.mod.source.file}` }
+      : p.piecesResume
+        ? { kind: 'paused', text: `${p.piecesResume.pieces} variants stored: resume` }
         : fromInputs({ kind: 'ready', text: 'Ready to run' }),
   };
   for (const s of STAGES) {

@@ -183,6 +183,7 @@ export const engineApi: EngineApi = {
   trainResumeInfo: (spec) => pipeline.trainResumeInfo(spec),
   dive: (spec, onProgress) => releasing(pipeline.dive(spec, onProgress), onProgress),
   llamaMoeV2: (spec, onProgress) => releasing(pipeline.llamaMoeV2(spec, onProgress), onProgress),
+  mod: (spec, onProgress) => releasing(pipeline.mod(spec, onProgress), onProgress),
   piecesResumeInfo: (spec) => pipeline.piecesResumeInfo(spec),
   cancel: () => pipeline.cancel(),
   storage: () => pipeline.storage(),

@@ -1,12 +1,14 @@
 // Methods whose runs keep finished pieces (RunCheckpoint.memo) in the browser's store: DIVE (arXiv
-// 2506.09351; an affinity row, a model's perplexities and retraining) and LLaMA-MoE v2 (arXiv 2411.15708;
-// a construction with its post-training and scores). A run's folder is keyed by its identity with the
+// 2506.09351; an affinity row, a model's perplexities and retraining), LLaMA-MoE v2 (arXiv 2411.15708;
+// a construction with its post-training and scores) and Mixture-of-Depths (arXiv 2410.13077; a tuned and
+// scored variant). A run's folder is keyed by its identity with the
 // loaded model and data (runs.ts), so Cancel or a reload resumes at the next piece and a finished run is
 // read back without recomputing anything.
 import { RunCheckpoint, type PieceMemo } from '../methods/ladimo/checkpoint.ts';
 import type { TextData } from '../methods/ladimo/data.ts';
 import { DIVE_PIECES, diveIdentity } from '../methods/dive/run.ts';
 import { V2_PIECES, v2Identity } from '../methods/llama-moe-v2/run.ts';
+import { MOD_PIECES, modIdentity } from '../methods/mod/run.ts';
 import type { RunSpec } from '../state/spec.ts';
 import type { LoadedSession } from './model.ts';
 import type { PiecesResume } from './pipeline-types.ts';
@@ -17,6 +19,7 @@ import type { BrowserStore } from './storage.ts';
 const METHODS = {
   dive: { prefix: DIVE_PIECES, identity: diveIdentity },
   'llama-moe-v2': { prefix: V2_PIECES, identity: v2Identity },
+  mod: { prefix: MOD_PIECES, identity: modIdentity },
 } as const;
 export type PieceMethod = keyof typeof METHODS;
 

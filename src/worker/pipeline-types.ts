@@ -9,10 +9,11 @@ import type { RunSpec } from '../state/spec.ts';
 import type { TrainMetrics } from '../train/task.ts';
 import type { DiveMetrics } from '../methods/dive/run.ts';
 import type { V2Metrics } from '../methods/llama-moe-v2/run.ts';
+import type { ModMetrics } from '../methods/mod/run.ts';
 import type { EvalPoint, StepPoint } from '../train/trainer.ts';
 import type { StorageBackend } from './storage.ts';
 
-export type { DiveMetrics, EvalPoint, V2Metrics, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
+export type { DiveMetrics, EvalPoint, ModMetrics, V2Metrics, LayerPolicy, LossPoint, RunSpec, StepPoint, TaskProgress, TaskStage };
 
 // ----------------------------------------------------------------------------- data
 
@@ -205,9 +206,9 @@ export interface TrainResume {
   key: string;
 }
 
-// ----------------------------------------------------------------------------- runs kept in pieces (methods 'dive', 'llama-moe-v2')
+// ----------------------------------------------------------------------------- runs kept in pieces (methods 'dive', 'llama-moe-v2', 'mod')
 
-/** What is stored of a DIVE or LLaMA-MoE v2 run: its finished pieces (affinity rows, models, constructions). */
+/** What is stored of a DIVE, LLaMA-MoE v2 or MoD run: its finished pieces (affinity rows, models, constructions, variants). */
 export interface PiecesResume {
   pieces: number;
   /** the run's StoredItem key, for deleteStored */
@@ -264,7 +265,12 @@ export interface PipelineApi {
    * metrics; each finished construction is stored, so a run stopped part-way resumes at the next.
    */
   llamaMoeV2(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<V2Metrics>;
-  /** What is stored of this spec's run (method 'dive' or 'llama-moe-v2') on the loaded model and data, or null. */
+  /**
+   * Method 'mod': Mixture-of-Depths ensemble tuning (arXiv 2410.13077) on the loaded model, `moefy run`'s
+   * comparison of base, LoRA, MoD and MoD + LoRA on arithmetic; each finished variant kept in browser storage.
+   */
+  mod(spec: RunSpec, onProgress?: (p: TaskProgress) => void): Promise<ModMetrics>;
+  /** What is stored of this spec's run (method 'dive', 'llama-moe-v2' or 'mod') on the loaded model and data, or null. */
   piecesResumeInfo(spec: RunSpec): Promise<PiecesResume | null>;
   /** Stops the running stage at its next step; it rejects with name 'AbortError', checkpoints kept. */
   cancel(): Promise<void>;

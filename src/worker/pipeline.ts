@@ -5,7 +5,7 @@
 // checkpoints in browser storage (storage.ts, runs.ts), so a reload resumes. Stages run one at a time with
 // the model's other uses; progress reaches the page at most four times a second; cancel() stops the
 // running stage at its next step with an AbortError, its checkpoints kept. Methods 'train' (train.ts),
-// 'dive' and 'llama-moe-v2' (their pieces in pieces.ts) run the same way, on copies of the loaded model.
+// 'dive', 'llama-moe-v2' and 'mod' (their pieces in pieces.ts) run the same way, on copies of the loaded model.
 import * as Comlink from 'comlink';
 import { fetchBrownSources } from '../data/brown.ts';
 import { convertLayers } from '../moe/block.ts';
@@ -36,6 +36,7 @@ import { storedTraining, trainLoaded } from './train.ts';
 import { pieceMemo, storedPieces } from './pieces.ts';
 import { diveRun } from '../methods/dive/run.ts';
 import { v2Run } from '../methods/llama-moe-v2/run.ts';
+import { modRun } from '../methods/mod/run.ts';
 
 /** Bins of the w_m histograms over [0, 1]. */
 const HISTOGRAM_BINS = 50;
@@ -306,9 +307,16 @@ export function pipelineSession(models: ModelSession, openStore: () => Promise<B
         return v2Run(loaded.model.gpu, { ckpt: loaded.ckpt, modelFiles: loaded.files }, text, spec, control, null, memo);
       }),
 
+    mod: (spec, onProgress) =>
+      longTask('mod', onProgress, async (loaded, control) => {
+        const text = needData('mod');
+        const memo = await pieceMemo(await getStore(), spec, loaded, text, 'mod');
+        return modRun(loaded.model.gpu, loaded.ckpt, text, spec, control, memo);
+      }),
+
     piecesResumeInfo: (spec) =>
       models.withModel('piecesResumeInfo', async (loaded) => {
-        if (spec.method !== 'dive' && spec.method !== 'llama-moe-v2') throw new Error(`piecesResumeInfo: method '${spec.method}' keeps no pieces`);
+        if (spec.method !== 'dive' && spec.method !== 'llama-moe-v2' && spec.method !== 'mod') throw new Error(`piecesResumeInfo: method '${spec.method}' keeps no pieces`);
         return storedPieces(await getStore(), spec, loaded, needData('piecesResumeInfo'), spec.method);
       }),
 

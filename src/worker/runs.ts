@@ -71,8 +71,8 @@ export async function dropOlderSnapshots(store: BrowserStore, dir: string, keep:
 
 type Part = 'capture' | 'checkpoint';
 
-/** A method's finished pieces (RunCheckpoint.memo): DIVE's `dive-<piece>.json`, LLaMA-MoE v2's `v2-<piece>.json`. */
-const PIECE = /^(dive|v2)-.*\.json$/;
+/** A method's finished pieces (RunCheckpoint.memo): DIVE's `dive-<piece>.json`, LLaMA-MoE v2's `v2-<piece>.json`, MoD's `mod-<piece>.json`. */
+const PIECE = /^(dive|v2|mod)-.*\.json$/;
 
 /** Which item a run's file belongs to: capture.* to the capture, the rest (spec.json included) to the checkpoint. */
 const partOf = (file: string): Part => (file.startsWith('capture.') ? 'capture' : 'checkpoint');
@@ -143,6 +143,7 @@ async function runLabel(store: BrowserStore, dir: string): Promise<string> {
   const model = id.model?.name ?? 'model';
   if (id.method === 'dive') return [model, 'DIVE', `${id['dive.experts']} experts`, `k ${id['dive.topK']}`, `seed ${id.seed}`].join(' · ');
   if (id.method === 'llama-moe-v2') return [model, 'LLaMA-MoE v2', `${id['v2.mlp']} ${id['v2.experts']} experts`, `${id['v2.stage1Steps']} + ${id['v2.stage2Steps']} steps`, `seed ${id.seed}`].join(' · ');
+  if (id.method === 'mod') return [model, 'Mixture-of-Depths', `k ${id['mod.k']}`, String(id['mod.variants']), `${id['train.steps']} steps`, `seed ${id.seed}`].join(' · ');
   if (id.method === 'train') return [model, 'training', `${id['train.steps']} steps of ${id['train.batchTokens']} tokens`, `seed ${id.seed}`].join(' · ');
   return [model, `layers ${id['construct.layers']}`, `${id['construct.experts']} experts`, `${id['train.steps']} steps`, `seed ${id.seed}`].join(' · ');
 }

@@ -29,7 +29,7 @@ import { moeParamNames } from '../../train/params.ts';
 import { windowsPerplexity } from '../../train/perplexity.ts';
 import { train, type TrainOptions, type TrainProgress } from '../../train/trainer.ts';
 import { releaseLayer, uploadLayer, type ConstructedLayer } from './construct.ts';
-import type { StageSnapshots } from '../ladimo/checkpoint.ts';
+import { snapshotOptions, type StageSnapshots } from '../ladimo/checkpoint.ts';
 
 export interface RetrainOptions {
   /** experts per token in stage 2 and at evaluation */
@@ -136,11 +136,8 @@ async function runStage(m: TrainModel, tokens: TrainTokens, o: RetrainOptions, s
   const tensors = new Map<string, Tensor>(m.params.all().map((p) => [p.name, p.value]));
   for (const [l, b] of m.moeBias) tensors.set(moeParamNames(l).bias, b);
   const before = await readAll(tensors);
-  const snaps = o.snapshots?.(stage);
-  const resume = (await snaps?.latest()) ?? undefined;
-  if (resume) o.onLog?.(`stage ${stage}: resuming from its snapshot at step ${resume.step} of ${steps}`);
   const r = await train(m, tokens, {
-    ...o.loop, steps, resume, onCheckpoint: snaps && ((x) => snaps.save(x)), onProgress: o.onProgress && ((p) => o.onProgress!(stage, p)),
+    ...o.loop, steps, ...(await snapshotOptions(o.snapshots?.(stage), `stage ${stage}`, steps, o.onLog)), onProgress: o.onProgress && ((p) => o.onProgress!(stage, p)),
   });
   const after = await readAll(tensors);
   const shouldChange = new Set(m.params.trainable().map((p) => p.name));

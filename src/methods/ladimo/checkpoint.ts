@@ -19,7 +19,7 @@ import type { HostIO } from '../../cli/io.ts';
 import { baseName, readText, type ByteSource } from '../../model/source.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../../state/spec.ts';
 import { latestSnapshot, saveSnapshot } from '../../train/checkpoint.ts';
-import type { TrainSnapshot } from '../../train/trainer.ts';
+import type { TrainOptions, TrainSnapshot } from '../../train/trainer.ts';
 
 export type StoredArray = Float32Array | Uint32Array;
 
@@ -66,6 +66,16 @@ export async function keptPiece<T>(memo: PieceMemo | undefined, name: string, ma
     for (const stage of [1, 2] as const) await snapshots!(stage).clear();
   }
   return v;
+}
+
+/**
+ * A training loop's resume and save options over `snaps` (none without them): it starts from the latest
+ * snapshot, said through `log` as "<what>: resuming …", and saves its snapshots there.
+ */
+export async function snapshotOptions(snaps: TrainSnapshots | undefined, what: string, steps: number, log?: (m: string) => void): Promise<Pick<TrainOptions, 'resume' | 'onCheckpoint'>> {
+  const resume = (await snaps?.latest()) ?? undefined;
+  if (resume) log?.(`${what}: resuming from its snapshot at step ${resume.step} of ${steps}`);
+  return { resume, onCheckpoint: snaps && ((s) => snaps.save(s)) };
 }
 
 export class RunCheckpoint {

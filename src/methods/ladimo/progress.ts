@@ -3,8 +3,8 @@
 // and checks an AbortSignal between steps, windows and points, only where every recorded GPU command has
 // been submitted and read back, so a cancelled stage leaves nothing half-recorded.
 
-/** The long-running stages (and the runs of methods 'train', 'dive' and 'llama-moe-v2' in the worker); each reports TaskProgress and can be cancelled. */
-export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export' | 'train' | 'dive' | 'llamaMoeV2';
+/** The long-running stages (and the runs of methods 'train', 'dive', 'llama-moe-v2' and 'mod' in the worker); each reports TaskProgress and can be cancelled. */
+export type TaskStage = 'capture' | 'distill' | 'profile' | 'evaluate' | 'sweep' | 'export' | 'train' | 'dive' | 'llamaMoeV2' | 'mod';
 
 export interface TaskProgress {
   stage: TaskStage;

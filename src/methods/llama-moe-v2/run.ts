@@ -39,7 +39,7 @@ import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
-import { keptPiece, RunCheckpoint, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
+import { keptPiece, RunCheckpoint, snapshotOptions, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
@@ -394,11 +394,8 @@ async function convertAndTrain(
         const before = stage === 2 ? spec['v2.stage1Steps'] : 0;
         const print = throttle((line) => progress(`${name}, stage ${stage}: ${line}`), 5000);
         const steps = spec[stage === 1 ? 'v2.stage1Steps' : 'v2.stage2Steps'];
-        const snaps = snapshots?.(stage);
-        const resume = (await snaps?.latest()) ?? undefined;
-        if (resume) progress(`${name}, stage ${stage}: resuming from its snapshot at step ${resume.step} of ${steps}`);
         const r = await train(m, tokens, {
-          ...loopOptions(spec), steps, signal: ctx.signal, resume, onCheckpoint: snaps && ((x) => snaps.save(x)),
+          ...loopOptions(spec), steps, signal: ctx.signal, ...(await snapshotOptions(snapshots?.(stage), `${name}, stage ${stage}`, steps, progress)),
           onProgress: (p) => {
             print(p);
             ctx.tick(before + p.step, `${name}, stage ${stage}: step ${p.step}/${p.steps}, loss ${p.point.loss.toFixed(3)}`);

@@ -4,25 +4,30 @@
 // tuning method with MoD" setting); MoD + LoRA. Each variant starts from the checkpoint as loaded, trains
 // on the arithmetic problems' training text, and is scored by exact match of its greedy answers on the
 // held-out problems, perplexity on prose (eval.domain), tokens/s of its forward with the head, and (MoD)
-// the router's weight per member and token type. Host-agnostic: files through HostIO, the GPU given.
+// the router's weight per member and token type. Host-agnostic: runMod opens the spec's files for the CLI;
+// modRun takes a checkpoint and text already open (the workbench's loaded model and Data stage), reports as
+// a TaskControl and keeps each finished variant in a PieceMemo (checkpoint.dir, or the browser's store),
+// so a stopped run resumes at the next variant, and mid-training from its last snapshot.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { openCheckpoint } from '../../model/load.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
-import type { RunSpec } from '../../state/spec.ts';
-import { trainTokens } from '../../train/data.ts';
+import type { Checkpoint } from '../../model/weights.ts';
+import { SpecError, type RunSpec } from '../../state/spec.ts';
+import { trainTokens, type TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel, trainModel, type TrainModel } from '../../train/llama-train.ts';
 import { patternList } from '../../train/params.ts';
-import { loopOptions, throttle } from '../../train/task.ts';
-import { train, type EvalPoint } from '../../train/trainer.ts';
+import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
+import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
+import { keptPiece, RunCheckpoint, snapshotOptions, type PieceMemo, type TrainSnapshots } from '../ladimo/checkpoint.ts';
 import { evaluationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
+import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { addModHead, modSequenceLoss, type ModHead } from './ensemble.ts';
 import { exactMatch, prosePerplexity, type RoutingAnalysis } from './evaluate.ts';
-import { builtinProblemDomain, parseProblems } from './task-data.ts';
+import { VARIANTS, type Variant } from './report.ts';
+import { builtinProblemDomain, parseProblems, type Problem } from './task-data.ts';
 
-export const VARIANTS = ['base', 'lora', 'mod', 'mod+lora'] as const;
-export type Variant = (typeof VARIANTS)[number];
 
 export interface VariantMetrics {
   variant: Variant;
@@ -37,7 +42,7 @@ export interface VariantMetrics {
   /** forward tokens/s of the tuned model with its head, over the prose windows (nothing recorded) */
   tokens_per_s: number;
   /** held-out loss on the problems' valid text before and after training (null: not trained) */
-  train: { steps: number; tokens: number; seconds: number; tokens_per_s: number; evals: EvalPoint[]; kl_last: number | null } | null;
+  train: { steps: number; tokens: number; seconds: number; tokens_per_s: number; evals: EvalPoint[]; kl_last: number | null; curve: StepPoint[] } | null;
   samples: { prompt: string; answer: number; greedy: number | null }[];
   routing: RoutingAnalysis | null;
   eval_seconds: number;
@@ -67,60 +72,63 @@ export function specVariants(spec: RunSpec): Variant[] {
   return VARIANTS.filter((v) => names.includes(v));
 }
 
+/** Each variant's finished result, in checkpoint.dir (or the browser's store) as `mod-variant-<name>.json`. */
+export const MOD_PIECES = 'mod-';
+
+/** What a run's variants depend on: the training loop's fields, the seed, the sources, and the mod.* and eval.* fields. */
+export function modIdentity(spec: RunSpec): Record<string, unknown> {
+  return trainIdentity(spec, /^(mod|eval)\./);
+}
+
+/** `moefy run` with method 'mod': the spec's model and data opened through the host; finished variants kept in checkpoint.dir when set. */
 export async function runMod(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<ModMetrics> {
-  if (spec.method !== 'mod') throw new Error(`method: '${spec.method}'; this runs specs whose method is 'mod'`);
+  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  const dir = spec['checkpoint.dir'];
+  const memo = dir ? (await RunCheckpoint.open(io, dir, modIdentity(spec))).memo(MOD_PIECES) : undefined;
+  return modRun(gpu, ckpt, data, spec, { onLog: progress }, memo);
+}
+
+/**
+ * The comparison on an open checkpoint and text (the CLI's files, or the workbench's loaded model and Data
+ * stage). Each variant is a piece of `memo`: a stopped run reads back the finished ones, and the one under
+ * way resumes from its last training snapshot.
+ */
+export async function modRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: RunSpec, control: TaskControl, memo?: PieceMemo): Promise<ModMetrics> {
+  if (spec.method !== 'mod') throw new SpecError('method', `'${spec.method}'; this runs specs whose method is 'mod'`);
   const variants = specVariants(spec);
   const usesLora = variants.some((v) => v.endsWith('lora'));
-  if (usesLora && spec['train.lora.rank'] < 1) throw new Error(`train.lora.rank: the variants ${variants.filter((v) => v.endsWith('lora')).join(', ')} need LoRA adapters (rank ≥ 1), got ${spec['train.lora.rank']}`);
-  if (variants.some((v) => v.startsWith('mod')) && spec['mod.k'] < 1) throw new Error('mod.k: 0 late layers leave MoD nothing to mix or train; set k ≥ 1 or drop mod and mod+lora from mod.variants');
-  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
+  if (usesLora && spec['train.lora.rank'] < 1) throw new SpecError('train.lora.rank', `the variants ${variants.filter((v) => v.endsWith('lora')).join(', ')} need LoRA adapters (rank ≥ 1), got ${spec['train.lora.rank']}`);
+  if (variants.some((v) => v.startsWith('mod')) && spec['mod.k'] < 1) throw new SpecError('mod.k', '0 late layers leave MoD nothing to mix or train; set k ≥ 1 or drop mod and mod+lora from mod.variants');
+  const progress = (m: string) => control.onLog?.(m);
   checkTokenizer(ckpt.tokenizer, ckpt.config, { allowPadded: true });
   const tok = ckpt.tokenizer;
   const seqLen = spec['train.seqLen'];
-  if (seqLen > ckpt.config.maxSeqLen) throw new Error(`train.seqLen: ${seqLen} exceeds the model's ${ckpt.config.maxSeqLen} positions`);
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  if (seqLen > ckpt.config.maxSeqLen) throw new SpecError('train.seqLen', `${seqLen} exceeds the model's ${ckpt.config.maxSeqLen} positions`);
   const math = spec['mod.problems'] === 'builtin' ? builtinProblemDomain(spec.seed) : data.domains.find((d) => d.name === spec['mod.domain']);
-  if (!math) throw new Error(`mod.domain: no domain '${spec['mod.domain']}' in ${data.label} (domains: ${data.domains.map((d) => d.name).join(', ')})`);
+  if (!math) throw new SpecError('mod.domain', `no domain '${spec['mod.domain']}' in ${data.label} (domains: ${data.domains.map((d) => d.name).join(', ')}); or set mod.problems to 'builtin'`);
   const mathData: TextData = { label: spec['mod.problems'] === 'builtin' ? 'built-in generator' : data.label, domains: [math] };
   const tokens = await trainTokens(mathData, [math.name], tok, seqLen, spec['eval.maxWindows'], 'mod.domain');
   const problems = parseProblems(await math.text('valid'), `${mathData.label} ${math.name} valid`).slice(0, spec['mod.evalProblems']);
   const prose = await evaluationWindows(data, spec, tok, spec['eval.window']);
-  if (!prose.length) throw new Error(`eval.domain: ${spec['eval.domain']}'s held-out text is shorter than one window of ${spec['eval.window']} tokens`);
+  if (!prose.length) throw new SpecError('eval.domain', `${spec['eval.domain']}'s held-out text is shorter than one window of ${spec['eval.window']} tokens`);
   progress(`${tokens.train.length} training tokens of ${math.name} (${mathData.label}); ${problems.length} held-out problems; ${prose.length} prose windows of ${spec['eval.domain']}`);
 
+  // progress counts training steps and scored problems, each variant's in turn
+  const steps = spec['train.steps'];
+  const work = (v: Variant) => (v === 'base' ? 0 : steps) + problems.length;
+  const tick = meter(control, 'mod', 'steps + problems', variants.reduce((s, v) => s + work(v), 0));
+  let done = 0;
   const out: VariantMetrics[] = [];
-  let layers: number[] = [];
   for (const v of variants) {
-    const model = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });
-    let m: TrainModel | null = null;
-    let head: ModHead | null = null;
-    try {
-      m = variantModel(model, spec, v);
-      head = addModHead(m, { k: v.startsWith('mod') ? spec['mod.k'] : 0, mix: spec['mod.mix'], initFinal: spec['mod.initFinal'] });
-      if (v.startsWith('mod')) layers = head.layers;
-      const counts = m.params.counts();
-      const h = head;
-      const objective = { loss: (mm: TrainModel, s: Parameters<typeof modSequenceLoss>[2], o: Parameters<typeof modSequenceLoss>[3]) => modSequenceLoss(mm, h, s, o), weights: { ce: 1, kl: spec['mod.lambda'] } };
-      let trained: VariantMetrics['train'] = null;
-      if (v !== 'base') {
-        progress(`${v}: training ${counts.trainable} of ${counts.total} parameters`);
-        const print = throttle((line) => progress(`${v}: ${line}`), 5000);
-        const r = await train(m, tokens, { ...loopOptions(spec), objective, onProgress: print });
-        trained = { steps: r.step, tokens: r.tokens, seconds: r.seconds, tokens_per_s: r.tokensPerS, evals: r.evals, kl_last: r.curve.at(-1)?.kl ?? null };
-      }
-      const em = await exactMatch(m, head, tok, problems, (n) => n % 100 === 0 && progress(`${v}: scored ${n}/${problems.length} problems`));
-      const pp = await prosePerplexity(m, head, prose);
-      progress(`${v}: exact match ${em.correct}/${em.scored} (${(100 * em.accuracy).toFixed(1)}%), prose perplexity ${pp.ppl.toFixed(3)}, ${pp.tokensPerS.toFixed(1)} tokens/s`);
-      out.push({
-        variant: v, params: counts, accuracy: em.accuracy, correct: em.correct, scored: em.scored, ppl_prose: pp.ppl,
-        tokens_per_s: pp.tokensPerS, train: trained, samples: em.samples, routing: em.routing, eval_seconds: em.seconds,
-      });
-    } finally {
-      if (head) for (const p of [...head.norms, ...(head.router ? [head.router.weight, head.router.bias] : [])]) p.release();
-      if (m) releaseTrainModel(m);
-      model.release();
-    }
+    throwIfAborted(control.signal, `the ${v} variant`);
+    out.push(await keptPiece(memo, `variant-${v}`, (snapshots) => tuneAndScore(gpu, ckpt, spec, v, { tokens, problems, prose }, {
+      onLog: control.onLog, signal: control.signal, snapshots: snapshots?.(1), tick: (n, detail) => tick(done + n, detail),
+    })));
+    done += work(v);
+    tick(done, `${v}: done`);
   }
+  const layers = ckpt.config.nLayers - 1 - spec['mod.k'];
   const by = (v: Variant) => out.find((x) => x.variant === v);
   const gain: Record<string, number> = {};
   for (const a of ['mod', 'mod+lora'] as const) {
@@ -130,14 +138,69 @@ export async function runMod(gpu: Gpu, spec: RunSpec, progress: (m: string) => v
     }
   }
   const [mod, lora] = [by('mod'), by('lora')];
+  const usesMod = variants.some((v) => v.startsWith('mod'));
   return {
-    device: gpu.describe(), k: spec['mod.k'], mix: spec['mod.mix'], lambda: spec['mod.lambda'], layers,
+    device: gpu.describe(), k: spec['mod.k'], mix: spec['mod.mix'], lambda: spec['mod.lambda'],
+    layers: usesMod ? Array.from({ length: spec['mod.k'] }, (_, i) => layers + i) : [],
     problems: { source: `${mathData.label}: ${math.name}`, train_tokens: tokens.train.length, scored: problems.length },
     prose: { domain: spec['eval.domain'], windows: prose.length, tokens: prose.reduce((s, w) => s + w.length - 1, 0) },
     variants: out,
     mod_share_of_lora_params: mod && lora ? mod.params.trainable / lora.params.trainable : null,
     accuracy_gain: gain,
   };
+}
+
+interface Inputs {
+  tokens: TrainTokens;
+  problems: Problem[];
+  prose: number[][];
+}
+
+/** One variant on a fresh copy of the model: trained (not the base), then scored; `tick(n)` counts its steps, then its problems. */
+async function tuneAndScore(
+  gpu: Gpu, ckpt: Checkpoint, spec: RunSpec, v: Variant, { tokens, problems, prose }: Inputs,
+  control: Pick<TaskControl, 'onLog' | 'signal'> & { snapshots?: TrainSnapshots; tick: (n: number, detail: string) => void },
+): Promise<VariantMetrics> {
+  const progress = (m: string) => control.onLog?.(m);
+  const model = await LlamaModel.load(gpu, ckpt.weights, { chunk: 1, seqLen: 1 });
+  let m: TrainModel | null = null;
+  let head: ModHead | null = null;
+  try {
+    m = variantModel(model, spec, v);
+    head = addModHead(m, { k: v.startsWith('mod') ? spec['mod.k'] : 0, mix: spec['mod.mix'], initFinal: spec['mod.initFinal'] });
+    const counts = m.params.counts();
+    const h = head;
+    const objective = { loss: (mm: TrainModel, s: Parameters<typeof modSequenceLoss>[2], o: Parameters<typeof modSequenceLoss>[3]) => modSequenceLoss(mm, h, s, o), weights: { ce: 1, kl: spec['mod.lambda'] } };
+    const steps = v === 'base' ? 0 : spec['train.steps'];
+    let trained: VariantMetrics['train'] = null;
+    if (v !== 'base') {
+      progress(`${v}: training ${counts.trainable} of ${counts.total} parameters`);
+      const print = throttle((line) => progress(`${v}: ${line}`), 5000);
+      const r = await train(m, tokens, {
+        ...loopOptions(spec), objective, signal: control.signal, ...(await snapshotOptions(control.snapshots, v, steps, progress)),
+        onProgress: (p) => {
+          print(p);
+          control.tick(p.step, `${v}: step ${p.step}/${p.steps}, loss ${p.point.loss.toFixed(3)}`);
+        },
+      });
+      trained = { steps: r.step, tokens: r.tokens, seconds: r.seconds, tokens_per_s: r.tokensPerS, evals: r.evals, kl_last: r.curve.at(-1)?.kl ?? null, curve: r.curve };
+    }
+    const em = await exactMatch(m, head, ckpt.tokenizer, problems, (n) => {
+      throwIfAborted(control.signal, `scoring the ${v} variant`);
+      control.tick(steps + n, `${v}: scored ${n}/${problems.length} problems`);
+      if (n % 100 === 0) progress(`${v}: scored ${n}/${problems.length} problems`);
+    });
+    const pp = await prosePerplexity(m, head, prose);
+    progress(`${v}: exact match ${em.correct}/${em.scored} (${(100 * em.accuracy).toFixed(1)}%), prose perplexity ${pp.ppl.toFixed(3)}, ${pp.tokensPerS.toFixed(1)} tokens/s`);
+    return {
+      variant: v, params: counts, accuracy: em.accuracy, correct: em.correct, scored: em.scored, ppl_prose: pp.ppl,
+      tokens_per_s: pp.tokensPerS, train: trained, samples: em.samples, routing: em.routing, eval_seconds: em.seconds,
+    };
+  } finally {
+    if (head) for (const p of [...head.norms, ...(head.router ? [head.router.weight, head.router.bias] : [])]) p.release();
+    if (m) releaseTrainModel(m);
+    model.release();
+  }
 }
 
 /**

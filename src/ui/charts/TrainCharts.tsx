@@ -120,31 +120,36 @@ export interface StageCurve {
 
 /**
  * Training loss of consecutive stages (LLaMA-MoE v2's post-training) on one step axis: each stage's steps
- * continue the one before, its held-out readings as dots of the same colour (each stage holds out its own text).
+ * continue the one before, its held-out readings as dots of the same colour (each stage holds out its own
+ * text). `overlaid`: runs side by side from step 0 instead (the variants Mixture-of-Depths compares).
  */
-export function StageLossChart({ stages }: { stages: readonly StageCurve[] }) {
+export function StageLossChart({ stages, overlaid = false }: { stages: readonly StageCurve[]; overlaid?: boolean }) {
   const series = useMemo((): PlotSeries[] => {
     let offset = 0;
     return stages.flatMap((s, i) => {
       const at = offset;
-      offset += s.curve.at(-1)?.step ?? 0;
+      if (!overlaid) offset += s.curve.at(-1)?.step ?? 0;
       const color = seriesColor(i, stages.length);
       return [
         { key: `train-${i}`, label: `${s.label}: training loss`, color, mark: 'line' as const, points: s.curve.map((p) => ({ x: at + p.step, y: p.loss })) },
         { key: `held-${i}`, label: `${s.label}: held-out`, color, mark: 'dot' as const, points: s.evals.map((e) => ({ x: at + e.step, y: e.loss })) },
       ];
     });
-  }, [stages]);
+  }, [stages, overlaid]);
   return (
     <StepChart
-      id="stage-loss"
-      title="Training loss by stage"
-      caption="Mean next-token cross-entropy of each step's sequences, stage after stage, with each stage's held-out readings on its own text."
+      id={overlaid ? 'variant-loss' : 'stage-loss'}
+      title={overlaid ? 'Training loss by variant' : 'Training loss by stage'}
+      caption={
+        overlaid
+          ? "Mean next-token cross-entropy of each step's sequences for each variant, trained on the same windows, with its held-out readings."
+          : "Mean next-token cross-entropy of each step's sequences, stage after stage, with each stage's held-out readings on its own text."
+      }
       series={series}
       scale="linear"
       yLabel="cross-entropy (nats)"
       csv={{
-        header: ['stage', 'series', 'step', 'loss'],
+        header: [overlaid ? 'variant' : 'stage', 'series', 'step', 'loss'],
         rows: stages.flatMap((s) => [...s.curve.map((p) => [s.label, 'training', p.step, p.loss]), ...s.evals.map((e) => [s.label, 'held-out', e.step, e.loss])]),
       }}
       summary={stages.map((s, i) => `${s.label}: training loss ${span(series[2 * i].points)}`).join('; ')}

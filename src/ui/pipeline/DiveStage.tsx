@@ -7,14 +7,14 @@
 import { useMemo, useState } from 'react';
 import { comparisonLine } from '../../methods/dive/report.ts';
 import type { DiveMetrics, DiveModelRow } from '../../methods/dive/run.ts';
-import { parseDiveFile } from '../../state/results-file.ts';
+import { fileSource, parseDiveFile, type FileSource } from '../../state/results-file.ts';
 import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
 import { AffinityHeatmap } from '../charts/AffinityHeatmap.tsx';
 import { ExpertLoadHeatmap } from '../charts/index.ts';
 import { seriesColor } from '../charts/palette.ts';
 import { fmtDuration } from '../format.ts';
-import { PageHead, Panel, SpecPanel, useResumeInfo } from './common.tsx';
+import { FileSpecNote, OtherMethod, PageHead, Panel, SpecPanel, useResumeInfo } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['calibration.domains', 'dive.experts', 'dive.topK', 'dive.keptRatio', 'dive.clusters', 'dive.calibTokens', 'dive.evalWindows', 'eval.window'];
@@ -23,7 +23,6 @@ const RETRAINING: SpecKey[] = ['dive.stage1Steps', 'dive.temperature', 'dive.sta
 export function DiveStage() {
   useResumeInfo();
   const method = usePipeline((s) => s.spec.method);
-  const setField = usePipeline((s) => s.setField);
   const view = usePipeline((s) => s.dive);
   return (
     <>
@@ -33,13 +32,7 @@ export function DiveStage() {
         the same activated parameters and training budget.
       </PageHead>
       {method !== 'dive' ? (
-        <div className="callout callout-info" role="status">
-          <div className="callout-title">The run spec's method is {method}</div>
-          <p>This page runs DIVE (method 'dive'). Switching the method hides the other method's stages; switching back restores them.</p>
-          <button className="btn btn-secondary btn-sm" onClick={() => setField('method', 'dive')}>
-            Switch to DIVE
-          </button>
-        </div>
+        <OtherMethod method="dive" name="DIVE" action="Switch to DIVE" />
       ) : (
         <>
           <Settings />
@@ -81,7 +74,7 @@ function RunPanel() {
       needsModel="DIVE prunes the loaded model's FFNs: load one first, or open a results file."
       needsData="Each calibration domain of the Data stage prunes the FFNs once: choose the text first."
       showsRun={shown === 'run'}
-      open={(text, file) => showDive(parseDiveFile(text, file), file)}
+      open={(text, file) => showDive(parseDiveFile(text, file), fileSource(text, file))}
     >
       Each finished piece (a domain's row of the affinity matrix, a model's perplexities and retraining) is stored in this browser, so Cancel or a reload
       resumes at the next. A run made with <code>moefy run --json</code> opens here too.
@@ -89,10 +82,11 @@ function RunPanel() {
   );
 }
 
-function Results({ metrics: m, source }: { metrics: DiveMetrics; source: 'run' | { file: string } }) {
+function Results({ metrics: m, source }: { metrics: DiveMetrics; source: 'run' | FileSource }) {
   const cluster = useMemo(() => m.domains.map((d) => m.clusters.groups.findIndex((g) => g.includes(d))), [m]);
   return (
     <>
+      <FileSpecNote source={source} />
       <Panel
         id="dive-results"
         title="Does DIVE beat its baselines here?"

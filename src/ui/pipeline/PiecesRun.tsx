@@ -1,6 +1,6 @@
-// The run panel of the methods that keep finished pieces (DIVE, LLaMA-MoE v2): what the run waits for,
-// what is stored of this spec's run, the task bar, Run (resuming from the stored pieces), opening a
-// `moefy run --json` file instead, and deleting the stored run.
+// The run panel of the methods that keep finished pieces (DIVE, LLaMA-MoE v2, Mixture-of-Depths): what
+// the run waits for, what is stored of this spec's run, the task bar, Run (resuming from the stored
+// pieces), opening a `moefy run --json` file instead, and deleting the stored run.
 import { useRef, useState, type ReactNode } from 'react';
 import { usePipeline } from '../../state/pipeline.ts';
 import { useStore } from '../../state/store.ts';
@@ -8,7 +8,7 @@ import type { TaskStage } from '../../worker/pipeline-types.ts';
 import { RunButton, TaskBar, Waiting } from './common.tsx';
 
 export interface PiecesRunProps {
-  stage: Extract<TaskStage, 'dive' | 'llamaMoeV2'>;
+  stage: Extract<TaskStage, 'dive' | 'llamaMoeV2' | 'mod'>;
   /** 'DIVE': in the buttons */
   name: string;
   /** what one piece is, plural: 'finished pieces', 'finished constructions' */

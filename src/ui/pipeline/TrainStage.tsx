@@ -8,7 +8,7 @@ import type { SpecKey } from '../../state/spec.ts';
 import { useStore } from '../../state/store.ts';
 import { GradNormChart, LearningRateChart, ThroughputChart, TrainLossChart } from '../charts/index.ts';
 import { fmtCount, fmtDuration, fmtInt } from '../format.ts';
-import { MetricCards, PageHead, RunButton, TaskBar, Waiting, useResumeInfo, type MetricCard } from './common.tsx';
+import { MetricCards, OtherMethod, PageHead, RunButton, TaskBar, Waiting, useResumeInfo, type MetricCard } from './common.tsx';
 import { SpecField } from './SpecField.tsx';
 
 /** The train.* controls of the spec table (src/state/spec.ts), grouped; train.teacher is the CLI's (a checkpoint path). */
@@ -19,7 +19,6 @@ const READINGS: SpecKey[] = ['train.evalEvery', 'eval.maxWindows', 'train.logEve
 export function TrainStage() {
   useResumeInfo();
   const method = usePipeline((s) => s.spec.method);
-  const setField = usePipeline((s) => s.setField);
   return (
     <>
       <PageHead n={3} name="Train">
@@ -28,13 +27,7 @@ export function TrainStage() {
         the loaded one stays as it was.
       </PageHead>
       {method !== 'train' ? (
-        <div className="callout callout-info" role="status">
-          <div className="callout-title">The run spec's method is {method}</div>
-          <p>This page trains the whole model (method 'train'). Switching the method hides the LaDiMo stages; switching back restores them.</p>
-          <button className="btn btn-secondary btn-sm" onClick={() => setField('method', 'train')}>
-            Switch to training
-          </button>
-        </div>
+        <OtherMethod method="train" name="whole-model training" action="Switch to training" />
       ) : (
         <>
           <Settings />

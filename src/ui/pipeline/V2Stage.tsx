@@ -8,12 +8,12 @@
 import { useMemo } from 'react';
 import { comparisonLines } from '../../methods/llama-moe-v2/report.ts';
 import type { V2Metrics } from '../../methods/llama-moe-v2/run.ts';
-import { parseV2File } from '../../state/results-file.ts';
+import { fileSource, parseV2File, type FileSource } from '../../state/results-file.ts';
 import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
 import { ExpertLoadHeatmap, StageLossChart } from '../charts/index.ts';
 import { fmtCount } from '../format.ts';
-import { MetricCards, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
+import { FileSpecNote, MetricCards, OtherMethod, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['construct.layers', 'v2.mlp', 'v2.experts', 'v2.topK', 'v2.sharedRatio', 'v2.sharedBy', 'v2.partition', 'v2.routerInit', 'v2.routerTokens', 'calibration.tokens', 'v2.attention', 'v2.attentionTopK'];
@@ -25,7 +25,6 @@ const SCHEDULE: SpecKey[] = [
 export function V2Stage() {
   useResumeInfo();
   const method = usePipeline((s) => s.spec.method);
-  const setField = usePipeline((s) => s.setField);
   const view = usePipeline((s) => s.v2);
   const showV2 = usePipeline((s) => s.showV2);
   return (
@@ -36,13 +35,7 @@ export function V2Stage() {
         the dense model, kept untrained.
       </PageHead>
       {method !== 'llama-moe-v2' ? (
-        <div className="callout callout-info" role="status">
-          <div className="callout-title">The run spec's method is {method}</div>
-          <p>This page runs LLaMA-MoE v2 (method 'llama-moe-v2'). Switching the method hides the other method's stages; switching back restores them.</p>
-          <button className="btn btn-secondary btn-sm" onClick={() => setField('method', 'llama-moe-v2')}>
-            Switch to LLaMA-MoE v2
-          </button>
-        </div>
+        <OtherMethod method="llama-moe-v2" name="LLaMA-MoE v2" action="Switch to LLaMA-MoE v2" />
       ) : (
         <>
           <SpecPanel id="v2-construct" title="Construction" sub="The MLP MoE of each converted layer: its kind, experts, the shared expert's share of the neurons and how routers start; optionally its attention as experts too, one per KV head group." keys={CONSTRUCTION} />
@@ -59,7 +52,7 @@ export function V2Stage() {
             needsModel="LLaMA-MoE v2 converts the loaded model's MLPs: load one first, or open a results file."
             needsData="The calibration text and both stages' text come from the Data stage: choose it first."
             showsRun={view?.source === 'run'}
-            open={(text, file) => showV2(parseV2File(text, file), file)}
+            open={(text, file) => showV2(parseV2File(text, file), fileSource(text, file))}
           >
             Each finished construction (built, post-trained and scored) is stored in this browser, so Cancel or a reload resumes at the next. A run made with{' '}
             <code>moefy run --json</code> opens here too.
@@ -73,7 +66,7 @@ export function V2Stage() {
 
 const change = (a: number, b: number) => `${b <= a ? '−' : '+'}${Math.abs(100 * (b / a - 1)).toFixed(1)}%`;
 
-function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string } }) {
+function Results({ m, source }: { m: V2Metrics; source: 'run' | FileSource }) {
   const at = (after: string) => m.points.find((p) => p.after === after);
   const [built, s1, s2] = [at('construction')!, at('stage 1'), at('stage 2')];
   const k = m.construction;
@@ -103,6 +96,7 @@ function Results({ m, source }: { m: V2Metrics; source: 'run' | { file: string }
   const stages = useMemo(() => m.stages.map((s) => ({ label: `stage ${s.stage} (${s.domains.join(', ')})`, curve: s.curve ?? [], evals: s.evals ?? [] })), [m]);
   return (
     <>
+      <FileSpecNote source={source} />
       <Panel
         id="v2-results"
         title="What post-training bought"

@@ -4,7 +4,8 @@ import { useEffect, type ReactNode } from 'react';
 import { usePipeline } from '../../state/pipeline.ts';
 import { useStore } from '../../state/store.ts';
 import type { TaskStage } from '../../worker/pipeline-types.ts';
-import type { SpecKey } from '../../state/spec.ts';
+import type { RunSpec, SpecKey } from '../../state/spec.ts';
+import { adoptSpec, specDifferences, type FileSource } from '../../state/results-file.ts';
 import { SpecField } from './SpecField.tsx';
 import { fmtDuration, fmtEta, fmtInt } from '../format.ts';
 import { useTicker } from '../hooks.ts';
@@ -31,6 +32,7 @@ const VERB: Record<TaskStage, string> = {
   train: 'Training',
   dive: 'Running DIVE',
   llamaMoeV2: 'Running LLaMA-MoE v2',
+  mod: 'Running the Mixture-of-Depths comparison',
 };
 
 /** What to do after the errors a stage can end with (by error name). */
@@ -188,5 +190,55 @@ export function SpecPanel({ keys, ...panel }: { id: string; title: string; sub: 
         <SpecField key={k} k={k} />
       ))}
     </Panel>
+  );
+}
+
+/** In place of a method's page while the spec runs another method: what the page runs, and a switch to it. */
+export function OtherMethod({ method, name, action }: { method: RunSpec['method']; name: string; action: string }) {
+  const current = usePipeline((s) => s.spec.method);
+  const setField = usePipeline((s) => s.setField);
+  return (
+    <div className="callout callout-info" role="status">
+      <div className="callout-title">The run spec's method is {current}</div>
+      <p>
+        This page runs {name} (method '{method}'). Switching the method hides the other method's stages; switching back restores them.
+      </p>
+      <button className="btn btn-secondary btn-sm" onClick={() => setField('method', method)}>
+        {action}
+      </button>
+    </div>
+  );
+}
+
+/**
+ * Above results opened from a file: which settings of the file's run differ from the spec the panels show
+ * (sources and output folders aside), and a button that takes the file's, so the page says what made them.
+ */
+export function FileSpecNote({ source }: { source: 'run' | FileSource }) {
+  const ours = usePipeline((s) => s.spec);
+  const setSpec = usePipeline((s) => s.setSpec);
+  if (source === 'run') return null;
+  if (source.specError) {
+    return (
+      <div className="callout callout-warn" role="status" data-testid="file-spec">
+        <div className="callout-title">{source.file}'s run spec cannot be read here</div>
+        <p>{source.specError}. The panels above show this page's spec, not the one that made these results.</p>
+      </div>
+    );
+  }
+  if (!source.spec) return null;
+  const differs = specDifferences(ours, source.spec);
+  if (!differs.length) return null;
+  const theirs = source.spec;
+  return (
+    <div className="callout callout-info" role="status" data-testid="file-spec">
+      <div className="callout-title">
+        {source.file} was made with another spec than the panels above show ({differs.length} field{differs.length > 1 ? 's' : ''})
+      </div>
+      <p className="mono">{differs.map((k) => `${k} ${JSON.stringify(theirs[k])} (above: ${JSON.stringify(ours[k])})`).join('; ')}</p>
+      <button className="btn btn-secondary btn-sm" onClick={() => setSpec(adoptSpec(ours, theirs))}>
+        Use the file's spec
+      </button>
+    </div>
   );
 }
