@@ -20,7 +20,7 @@ import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
 import { convertLayers, type MoeLayer } from '../../moe/block.ts';
 import { matmul } from '../../ops/matmul.ts';
-import { expertShares } from '../ladimo/profile.ts';
+import { countingRoutes } from '../ladimo/profile.ts';
 import { perplexity } from '../../eval/perplexity.ts';
 import type { TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel, trainModel, type TrainModel, type TrainMoeLayer } from '../../train/llama-train.ts';
@@ -188,8 +188,8 @@ async function servedEvaluation(
     const ppl: number[] = [];
     const expert_share: number[][][] = [];
     for (const windows of evalSets) {
-      ppl.push((await perplexity(model, windows)).ppl);
-      const shares = await expertShares(model, blocks, windows);
+      const [p, shares] = await countingRoutes(blocks, () => perplexity(model, windows));
+      ppl.push(p.ppl);
       expert_share.push(uploaded.map((_, l) => shares.get(l)!));
     }
     return { ppl, expert_share };

@@ -92,15 +92,32 @@ export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number,
   return out;
 }
 
-/** Per MoE layer, the share of the windows' (token, slot) assignments each expert receives (expert load). */
-export async function expertShares(model: LlamaModel, blocks: ReadonlyMap<number, Routed>, windows: readonly (readonly number[])[]): Promise<Map<number, number[]>> {
-  const counts = new Map<number, number[]>();
-  for (const w of windows) {
-    for (const [l, r] of await routeTokens(model, blocks, w)) {
-      const c = counts.get(l) ?? new Array<number>(r.probs[0]?.length ?? 0).fill(0);
-      for (const es of r.experts) for (const e of es) c[e]++;
-      counts.set(l, c);
-    }
+/**
+ * Runs `f` (windows through the model: a perplexity, a comparison) while counting the (token, slot)
+ * assignments of each of `blocks`; f's result and, per layer, each expert's share of them (expert load).
+ * Measured on the pass a run makes anyway, rather than a pass of its own. The selections are copied as
+ * each call makes them (the block reuses its outputs) and read once f is done.
+ */
+export async function countingRoutes<T>(blocks: ReadonlyMap<number, Routed>, f: () => Promise<T>): Promise<[T, Map<number, number[]>]> {
+  const pending: { layer: number; experts: number; ids: Tensor }[] = [];
+  for (const [layer, b] of blocks) {
+    b.observe = (r) => {
+      const ids = r.topIds.gpu.tensor(r.topIds.shape, 'u32', 'routes.counted');
+      r.topIds.gpu.copy(r.topIds, ids);
+      pending.push({ layer, experts: r.probs.shape[1], ids });
+    };
   }
-  return new Map([...counts].map(([l, c]) => [l, c.map((n) => n / c.reduce((a, b) => a + b, 0))]));
+  try {
+    const result = await f();
+    const counts = new Map<number, number[]>();
+    for (const { layer, experts, ids } of pending) {
+      const c = counts.get(layer) ?? counts.set(layer, new Array<number>(experts).fill(0)).get(layer)!;
+      // a dynamic-k token's unused slots hold ids ≥ E
+      for (const e of (await ids.read()) as Uint32Array) if (e < experts) c[e]++;
+    }
+    return [result, new Map([...counts].map(([l, c]) => [l, c.map((n) => n / c.reduce((a, b) => a + b, 0))]))];
+  } finally {
+    for (const b of blocks.values()) b.observe = undefined;
+    for (const { ids } of pending) ids.release();
+  }
 }

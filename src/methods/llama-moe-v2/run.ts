@@ -29,7 +29,7 @@ import type { Checkpoint } from '../../model/weights.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
-import { convertLayers, type MoeBlock, type Routed } from '../../moe/block.ts';
+import { convertLayers, type MoeBlock } from '../../moe/block.ts';
 import { SpecError, specLayers, type RunSpec } from '../../state/spec.ts';
 import { trainTokens, type TrainTokens } from '../../train/data.ts';
 import { releaseTrainModel } from '../../train/llama-train.ts';
@@ -43,7 +43,7 @@ import { keptPiece, RunCheckpoint, snapshotOptions, type PieceMemo, type StageSn
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
-import { expertShares } from '../ladimo/profile.ts';
+import { countingRoutes } from '../ladimo/profile.ts';
 import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
 import { convertAttention, uploadAttentionRouter, type AttentionMoe } from '../../moe/attention.ts';
@@ -363,13 +363,20 @@ async function convertAndTrain(
         for (const b of blocks.values()) b.release();
       }
     };
-    const score = (after: V2Point['after']) => withMoe(async (): Promise<V2Point> => {
+    // the expert load of the MLP experts and of attention's head groups, counted on each scoring pass: the last is the run's
+    let expertLoad: V2Metrics['expert_load'] = [];
+    let attentionLoad: V2Metrics['attention_load'] = [];
+    const asLoad = (shares: Map<number, number[]>) => [...shares].map(([layer, share]) => ({ layer, share })).sort((a, b) => a.layer - b.layer);
+    const score = (after: V2Point['after']) => withMoe(async (blocks, gates): Promise<V2Point> => {
       const scores: DomainScore[] = [];
-      for (const [domain, windows] of ctx.evals) {
-        const cmp = await compareModels(dense, student, windows);
-        if (after === 'construction') denseScores.push({ domain, ppl: cmp.pplDense });
-        scores.push({ domain, ppl: cmp.pplMoe, agreement: cmp.agreement, kl: cmp.kl });
-      }
+      const [[, attn], mlp] = await countingRoutes(blocks, () => countingRoutes(gates, async () => {
+        for (const [domain, windows] of ctx.evals) {
+          const cmp = await compareModels(dense, student, windows);
+          if (after === 'construction') denseScores.push({ domain, ppl: cmp.pplDense });
+          scores.push({ domain, ppl: cmp.pplMoe, agreement: cmp.agreement, kl: cmp.kl });
+        }
+      }));
+      [expertLoad, attentionLoad] = [asLoad(mlp), asLoad(attn)];
       const mean = (ds: string[]) => geomean(scores.filter((s) => ds.includes(s.domain)).map((s) => s.ppl));
       const point = { after, scores, ppl_stage1_domains: mean(ctx.stage1Domains), ppl_stage2_domains: mean(ctx.stage2Domains) };
       progress(`${name}, after ${after}: perplexity ${point.ppl_stage1_domains.toFixed(3)} on the stage 1 domains, ${point.ppl_stage2_domains.toFixed(3)} on the stage 2 domains`);
@@ -412,11 +419,6 @@ async function convertAndTrain(
       }
       points.push(await score(stage === 1 ? 'stage 1' : 'stage 2'));
     }
-
-    // ---- expert load after the last stage (MLP experts, attention's head groups), over every stage domain's held-out windows
-    const load = async (routed: ReadonlyMap<number, Routed>) => [...(await expertShares(student, routed, [...ctx.evals.values()].flat()))]
-      .map(([layer, share]) => ({ layer, share })).sort((a, b) => a.layer - b.layer);
-    const [expertLoad, attentionLoad] = await withMoe(async (blocks, gates) => [await load(blocks), gates.size ? await load(gates) : []]);
 
     // ---- export, and the folder read back must score as the last point did
     let exported: V2Metrics['export'] = null;
