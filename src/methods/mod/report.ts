@@ -45,24 +45,27 @@ export interface ModVerdict {
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const points = (d: number) => `${d >= 0 ? '+' : '−'}${Math.abs(100 * d).toFixed(1)} points`;
 
+/** Each MoD variant against each reference (base, LoRA) the run has: the paper's claims, as 'mod vs lora' and the two variants. */
+export function modPairs(variants: readonly VariantMetrics[]): [key: string, mod: VariantMetrics, reference: VariantMetrics][] {
+  const by = (v: Variant) => variants.find((x) => x.variant === v);
+  return (['mod', 'mod+lora'] as const).flatMap((a) => (['base', 'lora'] as const).flatMap((b) => {
+    const x = by(a), y = by(b);
+    return x && y ? [[`${a} vs ${b}`, x, y] as [string, VariantMetrics, VariantMetrics]] : [];
+  }));
+}
+
 /** One sentence for each MoD variant against each reference (base, LoRA) the run has. */
 export function modVerdicts(m: Pick<ModMetrics, 'variants'>): ModVerdict[] {
-  const by = (v: Variant) => m.variants.find((x) => x.variant === v);
-  const out: ModVerdict[] = [];
-  for (const a of ['mod', 'mod+lora'] as const) {
-    for (const b of ['base', 'lora'] as const) {
-      const x = by(a), y = by(b);
-      if (!x || !y) continue;
-      const d = x.accuracy - y.accuracy;
-      const verdict = d === 0 ? 'ties with' : d > 0 ? 'beats' : 'falls behind';
-      const noise = d === 0 ? '' : clearDifference(x, y) ? ', a difference beyond chance at 95%' : `, within the sampling noise of ${x.scored} problems`;
-      const prose = `; prose perplexity ${x.ppl_prose.toFixed(2)} against ${y.ppl_prose.toFixed(2)}`;
-      out.push({
-        key: `${a} vs ${b}`,
-        text: `${VARIANT_NAMES[a]} ${verdict} ${VARIANT_NAMES[b]}: exact match ${pct(x.accuracy)} against ${pct(y.accuracy)} (${points(d)}${noise})${prose}.`,
-        outcome: d > 0 ? 'better' : d < 0 ? 'worse' : 'even',
-      });
-    }
-  }
-  return out;
+  return modPairs(m.variants).map(([key, x, y]) => {
+    const [a, b] = [x.variant, y.variant];
+    const d = x.accuracy - y.accuracy;
+    const verdict = d === 0 ? 'ties with' : d > 0 ? 'beats' : 'falls behind';
+    const noise = d === 0 ? '' : clearDifference(x, y) ? ', a difference beyond chance at 95%' : `, within the sampling noise of ${x.scored} problems`;
+    const prose = `; prose perplexity ${x.ppl_prose.toFixed(2)} against ${y.ppl_prose.toFixed(2)}`;
+    return {
+      key,
+      text: `${VARIANT_NAMES[a]} ${verdict} ${VARIANT_NAMES[b]}: exact match ${pct(x.accuracy)} against ${pct(y.accuracy)} (${points(d)}${noise})${prose}.`,
+      outcome: d > 0 ? 'better' : d < 0 ? 'worse' : 'even',
+    };
+  });
 }

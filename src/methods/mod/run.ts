@@ -25,9 +25,8 @@ import { evaluationWindows, textDataFromFiles, type TextData } from '../ladimo/d
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { addModHead, modSequenceLoss, type ModHead } from './ensemble.ts';
 import { exactMatch, prosePerplexity, type RoutingAnalysis } from './evaluate.ts';
-import { VARIANTS, type Variant } from './report.ts';
+import { modPairs, VARIANTS, type Variant } from './report.ts';
 import { builtinProblemDomain, parseProblems, type Problem } from './task-data.ts';
-
 
 export interface VariantMetrics {
   variant: Variant;
@@ -128,25 +127,18 @@ export async function modRun(gpu: Gpu, ckpt: Checkpoint, data: TextData, spec: R
     done += work(v);
     tick(done, `${v}: done`);
   }
-  const layers = ckpt.config.nLayers - 1 - spec['mod.k'];
-  const by = (v: Variant) => out.find((x) => x.variant === v);
-  const gain: Record<string, number> = {};
-  for (const a of ['mod', 'mod+lora'] as const) {
-    for (const b of ['base', 'lora'] as const) {
-      const x = by(a), y = by(b);
-      if (x && y) gain[`${a} vs ${b}`] = 100 * (x.accuracy - y.accuracy);
-    }
-  }
-  const [mod, lora] = [by('mod'), by('lora')];
+  // the k layers before the final one (ensemble.ts addModHead)
+  const first = ckpt.config.nLayers - 1 - spec['mod.k'];
+  const [mod, lora] = [out.find((v) => v.variant === 'mod'), out.find((v) => v.variant === 'lora')];
   const usesMod = variants.some((v) => v.startsWith('mod'));
   return {
     device: gpu.describe(), k: spec['mod.k'], mix: spec['mod.mix'], lambda: spec['mod.lambda'],
-    layers: usesMod ? Array.from({ length: spec['mod.k'] }, (_, i) => layers + i) : [],
+    layers: usesMod ? Array.from({ length: spec['mod.k'] }, (_, i) => first + i) : [],
     problems: { source: `${mathData.label}: ${math.name}`, train_tokens: tokens.train.length, scored: problems.length },
     prose: { domain: spec['eval.domain'], windows: prose.length, tokens: prose.reduce((s, w) => s + w.length - 1, 0) },
     variants: out,
     mod_share_of_lora_params: mod && lora ? mod.params.trainable / lora.params.trainable : null,
-    accuracy_gain: gain,
+    accuracy_gain: Object.fromEntries(modPairs(out).map(([key, x, y]) => [key, 100 * (x.accuracy - y.accuracy)])),
   };
 }
 
