@@ -12,13 +12,12 @@ import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { Rng } from '../../data/rng.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
-import { openCheckpoint } from '../../model/load.ts';
 import type { Checkpoint } from '../../model/weights.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { SpecError, type RunSpec } from '../../state/spec.ts';
 import type { DenseFfn } from '../ladimo/construct.ts';
-import { textDataFromFiles, type TextData, type TextDomain } from '../ladimo/data.ts';
+import type { TextData, TextDomain } from '../ladimo/data.ts';
 import { affinityRow } from './affinity.ts';
 import { clusterDomains, labelClusters, type Merge } from './cluster.ts';
 import { clusterLayer, flapLayer, freshRouter, randomLayer, type ConstructedLayer } from './construct.ts';
@@ -28,7 +27,7 @@ import { retrain, type RetrainResult } from './retrain.ts';
 import { diveComparisons, type DiveComparison } from './report.ts';
 import { trainTokens } from '../../train/data.ts';
 import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
-import { keptPiece, RunCheckpoint, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
+import { keptPiece, openPiecesRun, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 
 export type DiveConstruction = 'dense' | 'flap' | 'dive' | 'dive-labels' | 'random';
@@ -124,10 +123,7 @@ export function diveIdentity(spec: RunSpec): Record<string, unknown> {
 
 /** `moefy run` with method 'dive': the spec's model and data opened through the host; pieces kept in checkpoint.dir when set. */
 export async function runDive(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<DiveMetrics> {
-  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
-  const dir = spec['checkpoint.dir'];
-  const memo = dir ? (await RunCheckpoint.open(io, dir, diveIdentity(spec))).memo(DIVE_PIECES) : undefined;
+  const { ckpt, data, memo } = await openPiecesRun(io, spec, diveIdentity(spec), DIVE_PIECES);
   return diveRun(gpu, ckpt, data, spec, { onLog: progress }, memo);
 }
 

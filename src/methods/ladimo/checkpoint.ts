@@ -16,10 +16,13 @@
 import type { Gpu } from '../../gpu/device.ts';
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
+import { openCheckpoint } from '../../model/load.ts';
 import { baseName, readText, type ByteSource } from '../../model/source.ts';
+import type { Checkpoint } from '../../model/weights.ts';
 import { FIELDS, type RunSpec, type SpecKey } from '../../state/spec.ts';
 import { latestSnapshot, saveSnapshot } from '../../train/checkpoint.ts';
 import type { TrainOptions, TrainSnapshot } from '../../train/trainer.ts';
+import { textDataFromFiles, type TextData } from './data.ts';
 
 export type StoredArray = Float32Array | Uint32Array;
 
@@ -76,6 +79,21 @@ export async function snapshotOptions(snaps: TrainSnapshots | undefined, what: s
   const resume = (await snaps?.latest()) ?? undefined;
   if (resume) log?.(`${what}: resuming from its snapshot at step ${resume.step} of ${steps}`);
   return { resume, onCheckpoint: snaps && ((s) => snaps.save(s)) };
+}
+
+/**
+ * What `moefy run` opens for a method that keeps pieces (DIVE, LLaMA-MoE v2, Mixture-of-Depths): the spec's
+ * checkpoint (and its files), its text, and the run's PieceMemo in checkpoint.dir when one is set.
+ */
+export async function openPiecesRun(io: HostIO, spec: RunSpec, identity: Record<string, unknown>, prefix: string): Promise<{
+  ckpt: Checkpoint; modelFiles: ByteSource[]; data: TextData; memo?: PieceMemo;
+}> {
+  const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
+  const ckpt = await openCheckpoint(modelFiles);
+  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
+  const dir = spec['checkpoint.dir'];
+  const memo = dir ? (await RunCheckpoint.open(io, dir, identity)).memo(prefix) : undefined;
+  return { ckpt, modelFiles, data, memo };
 }
 
 export class RunCheckpoint {

@@ -24,7 +24,6 @@ import type { Tensor } from '../../gpu/tensor.ts';
 import type { HostIO } from '../../cli/io.ts';
 import { compareModels, throughput } from '../../eval/compare.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
-import { openCheckpoint } from '../../model/load.ts';
 import type { Checkpoint } from '../../model/weights.ts';
 import { MAX_TOP_K } from '../../ops/moe.ts';
 import { LlamaModel } from '../../model/llama.ts';
@@ -39,12 +38,12 @@ import { exportV2, exportedPerplexity } from './export.ts';
 import { globMatch, patternList } from '../../train/params.ts';
 import { loopOptions, specTrainModel, throttle } from '../../train/task.ts';
 import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
-import { keptPiece, RunCheckpoint, snapshotOptions, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
+import { keptPiece, openPiecesRun, snapshotOptions, type PieceMemo, type StageSnapshots } from '../ladimo/checkpoint.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { trainIdentity } from '../../train/task.ts';
 import { captureFfn, type CaptureResult } from '../ladimo/capture.ts';
 import { countingRoutes } from '../ladimo/profile.ts';
-import { calibrationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
+import { calibrationWindows, type TextData } from '../ladimo/data.ts';
 import { attentionParams } from '../ladimo/params.ts';
 import { convertAttention, uploadAttentionRouter, type AttentionMoe } from '../../moe/attention.ts';
 import type { ModelConfig } from '../../model/config.ts';
@@ -224,11 +223,7 @@ export function v2Identity(spec: RunSpec): Record<string, unknown> {
 
 /** `moefy run` with method 'llama-moe-v2': the spec's model and data opened through the host; constructions kept in checkpoint.dir when set. */
 export async function runLlamaMoeV2(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<V2Metrics> {
-  const modelFiles = await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]);
-  const ckpt = await openCheckpoint(modelFiles);
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
-  const dir = spec['checkpoint.dir'];
-  const memo = dir ? (await RunCheckpoint.open(io, dir, v2Identity(spec))).memo(V2_PIECES) : undefined;
+  const { ckpt, modelFiles, data, memo } = await openPiecesRun(io, spec, v2Identity(spec), V2_PIECES);
   return v2Run(gpu, { ckpt, modelFiles }, data, spec, { onLog: progress }, io, memo);
 }
 

@@ -10,7 +10,6 @@
 // so a stopped run resumes at the next variant, and mid-training from its last snapshot.
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
-import { openCheckpoint } from '../../model/load.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { checkTokenizer } from '../../model/tokenizer.ts';
 import type { Checkpoint } from '../../model/weights.ts';
@@ -20,8 +19,8 @@ import { releaseTrainModel, trainModel, type TrainModel } from '../../train/llam
 import { patternList } from '../../train/params.ts';
 import { loopOptions, throttle, trainIdentity } from '../../train/task.ts';
 import { train, type EvalPoint, type StepPoint } from '../../train/trainer.ts';
-import { keptPiece, RunCheckpoint, snapshotOptions, type PieceMemo, type TrainSnapshots } from '../ladimo/checkpoint.ts';
-import { evaluationWindows, textDataFromFiles, type TextData } from '../ladimo/data.ts';
+import { keptPiece, openPiecesRun, snapshotOptions, type PieceMemo, type TrainSnapshots } from '../ladimo/checkpoint.ts';
+import { evaluationWindows, type TextData } from '../ladimo/data.ts';
 import { meter, throwIfAborted, type TaskControl } from '../ladimo/progress.ts';
 import { addModHead, modSequenceLoss, type ModHead } from './ensemble.ts';
 import { exactMatch, prosePerplexity, type RoutingAnalysis } from './evaluate.ts';
@@ -81,10 +80,7 @@ export function modIdentity(spec: RunSpec): Record<string, unknown> {
 
 /** `moefy run` with method 'mod': the spec's model and data opened through the host; finished variants kept in checkpoint.dir when set. */
 export async function runMod(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<ModMetrics> {
-  const ckpt = await openCheckpoint(await io.open(spec.tokenizer ? [spec.model, spec.tokenizer] : [spec.model]));
-  const data = await textDataFromFiles(await io.open([spec.data]), spec.data);
-  const dir = spec['checkpoint.dir'];
-  const memo = dir ? (await RunCheckpoint.open(io, dir, modIdentity(spec))).memo(MOD_PIECES) : undefined;
+  const { ckpt, data, memo } = await openPiecesRun(io, spec, modIdentity(spec), MOD_PIECES);
   return modRun(gpu, ckpt, data, spec, { onLog: progress }, memo);
 }
 
