@@ -14,33 +14,23 @@ import { AffinityHeatmap } from '../charts/AffinityHeatmap.tsx';
 import { ExpertLoadHeatmap } from '../charts/index.ts';
 import { seriesColor } from '../charts/palette.ts';
 import { fmtDuration } from '../format.ts';
-import { FileSpecNote, OtherMethod, PageHead, Panel, SpecPanel, useResumeInfo } from './common.tsx';
+import { FileSpecNote, MethodPage, Panel, SpecPanel } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['calibration.domains', 'dive.experts', 'dive.topK', 'dive.keptRatio', 'dive.clusters', 'dive.calibTokens', 'dive.evalWindows', 'eval.window'];
 const RETRAINING: SpecKey[] = ['dive.stage1Steps', 'dive.temperature', 'dive.stage2Steps', 'dive.loraRank', 'dive.routerNoise', 'train.batchTokens', 'train.seqLen', 'train.lr', 'train.warmup', 'seed'];
 
+const LEAD = `Prunes every FFN once per calibration domain (FLAP), mines which domains prune alike, and builds one expert per cluster of domains,
+then retrains the routers and the experts' LoRA adapters. FLAP alone, LLaMA-MoE's random split and DIVE without the mining are built beside
+it at the same activated parameters and training budget.`;
+
 export function DiveStage() {
-  useResumeInfo();
-  const method = usePipeline((s) => s.spec.method);
   const view = usePipeline((s) => s.dive);
   return (
-    <>
-      <PageHead n={3} name="DIVE">
-        Prunes every FFN once per calibration domain (FLAP), mines which domains prune alike, and builds one expert per cluster of domains, then
-        retrains the routers and the experts' LoRA adapters. FLAP alone, LLaMA-MoE's random split and DIVE without the mining are built beside it at
-        the same activated parameters and training budget.
-      </PageHead>
-      {method !== 'dive' ? (
-        <OtherMethod method="dive" name="DIVE" action="Switch to DIVE" />
-      ) : (
-        <>
-          <Settings />
-          <RunPanel />
-        </>
-      )}
-      {view && <Results metrics={view.metrics} source={view.source} />}
-    </>
+    <MethodPage method="dive" name="DIVE" what="DIVE" lead={LEAD} results={view && <Results metrics={view.metrics} source={view.source} />}>
+      <Settings />
+      <RunPanel />
+    </MethodPage>
   );
 }
 
@@ -76,8 +66,7 @@ function RunPanel() {
       showsRun={shown === 'run'}
       open={(text, file) => showDive(parseDiveFile(text, file), fileSource(text, file))}
     >
-      Each finished piece (a domain's row of the affinity matrix, a model's perplexities and retraining) is stored in this browser, so Cancel or a reload
-      resumes at the next. A run made with <code>moefy run --json</code> opens here too.
+      Each finished piece (a domain's row of the affinity matrix, a model's perplexities and retraining)
     </PiecesRun>
   );
 }

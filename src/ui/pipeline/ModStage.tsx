@@ -15,7 +15,7 @@ import type { SpecKey } from '../../state/spec.ts';
 import { StageLossChart } from '../charts/index.ts';
 import { seriesColor } from '../charts/palette.ts';
 import { fmtCount, fmtDuration } from '../format.ts';
-import { FileSpecNote, MetricCards, OtherMethod, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
+import { FileSpecNote, MethodPage, MetricCards, Panel, SpecPanel, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const ENSEMBLE: SpecKey[] = ['mod.k', 'mod.mix', 'mod.lambda', 'mod.initFinal', 'mod.variants'];
@@ -24,45 +24,34 @@ const TASK: SpecKey[] = [
   'train.steps', 'train.batchTokens', 'train.seqLen', 'train.lr', 'train.warmup', 'train.schedule', 'train.lora.rank', 'train.lora.alpha', 'train.lora.targets', 'seed',
 ];
 
+const LEAD = `Lets the last layers vote: each of the k layers before the final one predicts the next token through its own norm and the shared LM
+head, and a router mixes those predictions with the final layer's. Only the norms and the router train (alone or beside LoRA), so it is
+compared with the base model and LoRA on arithmetic word problems, at the same budget and seed.`;
+
 export function ModStage() {
-  useResumeInfo();
-  const method = usePipeline((s) => s.spec.method);
   const view = usePipeline((s) => s.mod);
   const showMod = usePipeline((s) => s.showMod);
   return (
-    <>
-      <PageHead n={3} name="Mixture-of-Depths">
-        Lets the last layers vote: each of the k layers before the final one predicts the next token through its own norm and the shared LM head, and
-        a router mixes those predictions with the final layer's. Only the norms and the router train (alone or beside LoRA), so it is compared with
-        the base model and LoRA on arithmetic word problems, at the same budget and seed.
-      </PageHead>
-      {method !== 'mod' ? (
-        <OtherMethod method="mod" name="Mixture-of-Depths ensemble tuning" action="Switch to Mixture-of-Depths" />
-      ) : (
-        <>
-          <SpecPanel id="mod-ensemble" title="Ensemble" sub="Which late layers join, how their predictions mix, the distillation weight λ of Σ KL(p_final ‖ p_i), and the variants compared." keys={ENSEMBLE} />
-          <SpecPanel
-            id="mod-task"
-            title="Task and budget"
-            sub="Word problems from the data's math domain, or the seeded built-in generator; exact match of the greedy answer after '='; prose perplexity on eval.domain. Every trained variant gets these steps."
-            keys={TASK}
-          />
-          <PiecesRun
-            stage="mod"
-            name="the comparison"
-            pieces="finished variants"
-            needsModel="Mixture-of-Depths tunes copies of the loaded model: load one first, or open a results file."
-            needsData="The prose the variants are scored on comes from the Data stage (and the problems too, with mod.problems 'data'): choose it first."
-            showsRun={view?.source === 'run'}
-            open={(text, file) => showMod(parseModFile(text, file), fileSource(text, file))}
-          >
-            Each finished variant (tuned and scored) is stored in this browser, so Cancel or a reload resumes at the next. A run made with{' '}
-            <code>moefy run --json</code> opens here too.
-          </PiecesRun>
-        </>
-      )}
-      {view && <Results m={view.metrics} source={view.source} />}
-    </>
+    <MethodPage method="mod" name="Mixture-of-Depths" what="Mixture-of-Depths ensemble tuning" lead={LEAD} results={view && <Results m={view.metrics} source={view.source} />}>
+      <SpecPanel id="mod-ensemble" title="Ensemble" sub="Which late layers join, how their predictions mix, the distillation weight λ of Σ KL(p_final ‖ p_i), and the variants compared." keys={ENSEMBLE} />
+      <SpecPanel
+        id="mod-task"
+        title="Task and budget"
+        sub="Word problems from the data's math domain, or the seeded built-in generator; exact match of the greedy answer after '='; prose perplexity on eval.domain. Every trained variant gets these steps."
+        keys={TASK}
+      />
+      <PiecesRun
+        stage="mod"
+        name="the comparison"
+        pieces="finished variants"
+        needsModel="Mixture-of-Depths tunes copies of the loaded model: load one first, or open a results file."
+        needsData="The prose the variants are scored on comes from the Data stage (and the problems too, with mod.problems 'data'): choose it first."
+        showsRun={view?.source === 'run'}
+        open={(text, file) => showMod(parseModFile(text, file), fileSource(text, file))}
+      >
+        Each finished variant (tuned and scored)
+      </PiecesRun>
+    </MethodPage>
   );
 }
 

@@ -20,6 +20,7 @@ export interface PiecesRunProps {
   showsRun: boolean;
   /** reads a results file and shows it; throws with the file's name and what is wrong */
   open(text: string, file: string): void;
+  /** one finished piece, as the subject of "… is stored in this browser": 'Each finished variant (tuned and scored)' */
   children: ReactNode;
 }
 
@@ -45,7 +46,10 @@ export function PiecesRun({ stage, name, pieces, needsModel, needsData, showsRun
       <div className="panel-head">
         <div>
           <h2 id={`${stage}-run-title`}>Run</h2>
-          <p className="panel-sub">{children}</p>
+          <p className="panel-sub">
+            {children} is stored in this browser, so Cancel or a reload resumes at the next. A run made with <code>moefy run --json</code> opens here
+            too.
+          </p>
         </div>
       </div>
       <div className="panel-body">

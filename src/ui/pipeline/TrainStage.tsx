@@ -8,7 +8,7 @@ import type { SpecKey } from '../../state/spec.ts';
 import { useStore } from '../../state/store.ts';
 import { GradNormChart, LearningRateChart, ThroughputChart, TrainLossChart } from '../charts/index.ts';
 import { fmtCount, fmtDuration, fmtInt } from '../format.ts';
-import { MetricCards, OtherMethod, PageHead, RunButton, TaskBar, Waiting, useResumeInfo, type MetricCard } from './common.tsx';
+import { MethodPage, MetricCards, RunButton, TaskBar, Waiting, type MetricCard } from './common.tsx';
 import { SpecField } from './SpecField.tsx';
 
 /** The train.* controls of the spec table (src/state/spec.ts), grouped; train.teacher is the CLI's (a checkpoint path). */
@@ -16,27 +16,18 @@ const OPTIMIZER: SpecKey[] = ['train.steps', 'train.batchTokens', 'train.seqLen'
 const LORA: SpecKey[] = ['train.lora.alpha', 'train.lora.targets'];
 const READINGS: SpecKey[] = ['train.evalEvery', 'eval.maxWindows', 'train.logEvery', 'train.checkpointEvery'];
 
+const LEAD = `Trains the loaded model on next-token prediction over the chosen text: every weight, LoRA adapters, or the parameters you name, with
+AdamW, gradient clipping and a warm-up + cosine schedule. The held-out loss before and after says what it learned. A copy of the model
+trains; the loaded one stays as it was.`;
+
 export function TrainStage() {
-  useResumeInfo();
-  const method = usePipeline((s) => s.spec.method);
   return (
-    <>
-      <PageHead n={3} name="Train">
-        Trains the loaded model on next-token prediction over the chosen text: every weight, LoRA adapters, or the parameters you name, with AdamW,
-        gradient clipping and a warm-up + cosine schedule. The held-out loss before and after says what it learned. A copy of the model trains;
-        the loaded one stays as it was.
-      </PageHead>
-      {method !== 'train' ? (
-        <OtherMethod method="train" name="whole-model training" action="Switch to training" />
-      ) : (
-        <>
-          <Settings />
-          <RunPanel />
-          <Charts />
-          <Results />
-        </>
-      )}
-    </>
+    <MethodPage method="train" name="Train" what="whole-model training" lead={LEAD}>
+      <Settings />
+      <RunPanel />
+      <Charts />
+      <Results />
+    </MethodPage>
   );
 }
 

@@ -13,7 +13,7 @@ import { usePipeline } from '../../state/pipeline.ts';
 import type { SpecKey } from '../../state/spec.ts';
 import { ExpertLoadHeatmap, StageLossChart } from '../charts/index.ts';
 import { fmtCount } from '../format.ts';
-import { FileSpecNote, MetricCards, OtherMethod, PageHead, Panel, SpecPanel, useResumeInfo, type MetricCard } from './common.tsx';
+import { FileSpecNote, MethodPage, MetricCards, Panel, SpecPanel, type MetricCard } from './common.tsx';
 import { PiecesRun } from './PiecesRun.tsx';
 
 const CONSTRUCTION: SpecKey[] = ['construct.layers', 'v2.mlp', 'v2.experts', 'v2.topK', 'v2.sharedRatio', 'v2.sharedBy', 'v2.partition', 'v2.routerInit', 'v2.routerTokens', 'calibration.tokens', 'v2.attention', 'v2.attentionTopK'];
@@ -22,45 +22,34 @@ const SCHEDULE: SpecKey[] = [
   'train.batchTokens', 'train.seqLen', 'train.lr', 'train.warmup', 'train.lora.rank', 'train.lora.targets', 'v2.evalWindows', 'eval.window', 'v2.compare', 'seed',
 ];
 
+const LEAD = `Splits the MLPs of the chosen layers into experts (vanilla, or residual with an always-on shared expert of the most-used neurons),
+initialises the routers from clustered hidden states, and post-trains the whole model in two stages: general text, then math and code. Every
+score is against the dense model, kept untrained.`;
+
 export function V2Stage() {
-  useResumeInfo();
-  const method = usePipeline((s) => s.spec.method);
   const view = usePipeline((s) => s.v2);
   const showV2 = usePipeline((s) => s.showV2);
   return (
-    <>
-      <PageHead n={3} name="LLaMA-MoE v2">
-        Splits the MLPs of the chosen layers into experts (vanilla, or residual with an always-on shared expert of the most-used neurons), initialises the
-        routers from clustered hidden states, and post-trains the whole model in two stages: general text, then math and code. Every score is against
-        the dense model, kept untrained.
-      </PageHead>
-      {method !== 'llama-moe-v2' ? (
-        <OtherMethod method="llama-moe-v2" name="LLaMA-MoE v2" action="Switch to LLaMA-MoE v2" />
-      ) : (
-        <>
-          <SpecPanel id="v2-construct" title="Construction" sub="The MLP MoE of each converted layer: its kind, experts, the shared expert's share of the neurons and how routers start; optionally its attention as experts too, one per KV head group." keys={CONSTRUCTION} />
-          <SpecPanel
-            id="v2-schedule"
-            title="Post-training schedule"
-            sub="Stage 1 trains on general text, stage 2 on specialised text with a share of stage 1's; each router adds its own balance loss. LoRA when its rank is above 0."
-            keys={SCHEDULE}
-          />
-          <PiecesRun
-            stage="llamaMoeV2"
-            name="LLaMA-MoE v2"
-            pieces="finished constructions"
-            needsModel="LLaMA-MoE v2 converts the loaded model's MLPs: load one first, or open a results file."
-            needsData="The calibration text and both stages' text come from the Data stage: choose it first."
-            showsRun={view?.source === 'run'}
-            open={(text, file) => showV2(parseV2File(text, file), fileSource(text, file))}
-          >
-            Each finished construction (built, post-trained and scored) is stored in this browser, so Cancel or a reload resumes at the next. A run made with{' '}
-            <code>moefy run --json</code> opens here too.
-          </PiecesRun>
-        </>
-      )}
-      {view && <Results m={view.metrics} source={view.source} />}
-    </>
+    <MethodPage method="llama-moe-v2" name="LLaMA-MoE v2" what="LLaMA-MoE v2" lead={LEAD} results={view && <Results m={view.metrics} source={view.source} />}>
+      <SpecPanel id="v2-construct" title="Construction" sub="The MLP MoE of each converted layer: its kind, experts, the shared expert's share of the neurons and how routers start; optionally its attention as experts too, one per KV head group." keys={CONSTRUCTION} />
+      <SpecPanel
+        id="v2-schedule"
+        title="Post-training schedule"
+        sub="Stage 1 trains on general text, stage 2 on specialised text with a share of stage 1's; each router adds its own balance loss. LoRA when its rank is above 0."
+        keys={SCHEDULE}
+      />
+      <PiecesRun
+        stage="llamaMoeV2"
+        name="LLaMA-MoE v2"
+        pieces="finished constructions"
+        needsModel="LLaMA-MoE v2 converts the loaded model's MLPs: load one first, or open a results file."
+        needsData="The calibration text and both stages' text come from the Data stage: choose it first."
+        showsRun={view?.source === 'run'}
+        open={(text, file) => showV2(parseV2File(text, file), fileSource(text, file))}
+      >
+        Each finished construction (built, post-trained and scored)
+      </PiecesRun>
+    </MethodPage>
   );
 }
 

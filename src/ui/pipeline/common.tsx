@@ -193,20 +193,37 @@ export function SpecPanel({ keys, ...panel }: { id: string; title: string; sub: 
   );
 }
 
-/** In place of a method's page while the spec runs another method: what the page runs, and a switch to it. */
-export function OtherMethod({ method, name, action }: { method: RunSpec['method']; name: string; action: string }) {
+/**
+ * The page of a method that runs as one task (whole-model training, DIVE, LLaMA-MoE v2, Mixture-of-Depths):
+ * its lead, then its controls while the spec runs that method (else what the page runs and a switch to
+ * it), then the results on show, whichever method the spec has.
+ */
+export function MethodPage({ method, name, what, lead, children, results }: {
+  method: RunSpec['method']; name: string; what: string; lead: ReactNode; children: ReactNode; results?: ReactNode;
+}) {
+  useResumeInfo();
   const current = usePipeline((s) => s.spec.method);
   const setField = usePipeline((s) => s.setField);
   return (
-    <div className="callout callout-info" role="status">
-      <div className="callout-title">The run spec's method is {current}</div>
-      <p>
-        This page runs {name} (method '{method}'). Switching the method hides the other method's stages; switching back restores them.
-      </p>
-      <button className="btn btn-secondary btn-sm" onClick={() => setField('method', method)}>
-        {action}
-      </button>
-    </div>
+    <>
+      <PageHead n={3} name={name}>
+        {lead}
+      </PageHead>
+      {current !== method ? (
+        <div className="callout callout-info" role="status">
+          <div className="callout-title">The run spec's method is {current}</div>
+          <p>
+            This page runs {what} (method '{method}'). Switching the method hides the other method's stages; switching back restores them.
+          </p>
+          <button className="btn btn-secondary btn-sm" onClick={() => setField('method', method)}>
+            Switch to {name}
+          </button>
+        </div>
+      ) : (
+        children
+      )}
+      {results}
+    </>
   );
 }
 
