@@ -1,13 +1,13 @@
 // A results file: what `moefy run --json` prints ({ spec, metrics }), or the metrics alone, for a spec
-// whose method is 'dive', 'llama-moe-v2' or 'mod'. Their pages open one to show a run made elsewhere (a GPU server,
-// a colleague's machine) with the same charts and tables as a run in the tab; an error names the file and
-// what is missing.
+// whose method is 'dive', 'llama-moe-v2' or 'mod'. Their pages open one to show a run made elsewhere (a GPU
+// server, a colleague's machine) with the same charts and tables as a run in the tab, and what its spec
+// changes against the page's; an error names the file and what is missing.
 import { diveComparisons } from '../methods/dive/report.ts';
 import type { DiveMetrics } from '../methods/dive/run.ts';
 import type { V2Metrics } from '../methods/llama-moe-v2/run.ts';
-import { FIELDS, parseSpec, type RunSpec, type SpecKey } from './spec.ts';
 import { VARIANTS } from '../methods/mod/report.ts';
 import type { ModMetrics } from '../methods/mod/run.ts';
+import { FIELDS, parseSpec, type RunSpec, type SpecKey } from './spec.ts';
 
 type Need = (k: string, ok: (v: unknown) => boolean, what: string) => void;
 
@@ -112,7 +112,7 @@ export function parseModFile(text: string, file: string): ModMetrics {
       typeof (v.params as { trainable?: unknown } | undefined)?.trainable === 'number';
     if (!ok) throw new Error(`${file}: metrics.variants[${i}] needs a variant (${VARIANTS.join(', ')}), params, accuracy, correct, scored, ppl_prose and tokens_per_s`);
   });
-  need('layers', (v) => Array.isArray(v), "a list of the late layers in the ensemble");
+  need('layers', (v) => Array.isArray(v), 'a list of the late layers in the ensemble');
   const metrics = m as unknown as ModMetrics;
   // files from before the loss curves were kept have none
   return { ...metrics, variants: metrics.variants.map((v) => ({ ...v, train: v.train && { ...v.train, curve: v.train.curve ?? [] } })) };
