@@ -7,6 +7,8 @@
 // histogram: C [bins] += count of X values per bin over [lo, hi) (below lo → bin 0, ≥ hi → last bin);
 //           nanCount [1] += NaNs, so every value is counted somewhere.
 // count_nonfinite: C [1] += number of NaN and ±Inf in X.
+// bincount: C [bins] += how many of Ids equal each bin; ids ≥ bins are skipped (a dynamic-k token's
+//           unused slots hold E), so expert loads add up on the GPU over a whole pass.
 // clear:    Z [len] = 0. Counters are zeroed by a dispatch, so it stays in order with the work around it.
 // Elementwise entries take one element per thread, workgroups linearised over a 2-D grid (num_workgroups).
 // NaN/Inf are found from the bits: WGSL lets compilers assume floats are finite, so x != x may fold away.
@@ -16,7 +18,7 @@ struct Params {
   len: u32,
   seg: u32, groups: u32,   // main, sqdiff
   scale: f32,              // main, sqdiff (sum only), mse_grad
-  bins: u32,               // histogram
+  bins: u32,               // histogram, bincount
   lo: f32, hi: f32,
   invWidth: f32,           // bins / (hi − lo)
 }
@@ -27,9 +29,10 @@ override MAX: bool = false;  // main: max instead of sum
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;                    // all but clear: [len] (A)
 @group(0) @binding(1) var<storage, read_write> Z: array<u32>;              // clear: [len]
+@group(0) @binding(1) var<storage, read> Ids: array<u32>;                  // bincount: [len]
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;              // main: [groups]
 @group(0) @binding(2) var<storage, read> B: array<f32>;                    // sqdiff, mse_grad: [len]
-@group(0) @binding(2) var<storage, read_write> C: array<atomic<u32>>;      // histogram: [bins]; count_nonfinite: [1]
+@group(0) @binding(2) var<storage, read_write> C: array<atomic<u32>>;      // histogram, bincount: [bins]; count_nonfinite: [1]
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;            // sqdiff: [groups]; mse_grad: [len]
 @group(0) @binding(3) var<storage, read_write> nanCount: array<atomic<u32>>;  // histogram: [1]
 
@@ -116,6 +119,15 @@ fn count_nonfinite(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
                    @builtin(local_invocation_index) lid: u32) {
   let i = linear(wg, nwg) * WG + lid;
   if (i < p.len && isNonFinite(X[i])) { atomicAdd(&C[0], 1u); }
+}
+
+@compute @workgroup_size(WG)
+fn bincount(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let i = linear(wg, nwg) * WG + lid;
+  if (i >= p.len) { return; }
+  let e = Ids[i];
+  if (e < p.bins) { atomicAdd(&C[e], 1u); }
 }
 
 @compute @workgroup_size(WG)

@@ -16,6 +16,7 @@ import { elementwiseChecks } from './elementwise.check.ts';
 import { modelChecks } from '../model/llama.check.ts';
 import { moeBlockChecks } from '../moe/block.check.ts';
 import { captureChecks } from '../methods/ladimo/capture.check.ts';
+import { profileChecks } from '../methods/ladimo/profile.check.ts';
 import { qwen2moeChecks } from '../model/qwen2moe.check.ts';
 import { trainChecks } from '../train/train.check.ts';
 import { trainMoeChecks } from '../train/moe.check.ts';
@@ -46,6 +47,7 @@ export const allChecks: CheckCase[] = [
   ...modelChecks,
   ...moeBlockChecks,
   ...captureChecks,
+  ...profileChecks,
   ...qwen2moeChecks,
   ...trainChecks,
   ...trainMoeChecks,

@@ -1,8 +1,8 @@
 import type { CheckCase, CheckResult } from './check.ts';
 import { TOL, compare, poisoned } from './check.ts';
 import { fdError } from './gradcheck.ts';
-import { assertFinite, countNonFinite, histogram, mse, mseBackward, reduceAll, reduceRows, type ReduceOp } from './reduce.ts';
-import { countNonFiniteRef, histogramRef, mseGradRef, mseRef, reduceAllRef, reduceRowsRef } from './reduce.ref.ts';
+import { assertFinite, bincount, countNonFinite, histogram, mse, mseBackward, reduceAll, reduceRows, type ReduceOp } from './reduce.ts';
+import { bincountRef, countNonFiniteRef, histogramRef, mseGradRef, mseRef, reduceAllRef, reduceRowsRef } from './reduce.ref.ts';
 import type { Rng } from '../data/rng.ts';
 
 const kinds: ReduceOp[] = ['sum', 'max', 'mean'];
@@ -139,6 +139,25 @@ const hist1: CheckCase = {
   },
 };
 
+// Expert ids as a dynamic-k route leaves them: some slots hold E (unused) and are not counted. Ragged
+// lengths; the second tensor is added into the same counts (one expert-load tally over a whole pass).
+const binShapes = [{ bins: 1, lens: [1, 3] }, { bins: 8, lens: [300, 5] }, { bins: 60, lens: [70000, 257] }];
+const bin: CheckCase[] = binShapes.map((s) => ({
+  family: 'reduce',
+  name: `bincount ${s.bins} bins over [${s.lens.join('] + [')}] with skipped ids; accumulate`,
+  tol: TOL.elementwise,
+  async run(gpu, rng) {
+    const draw = (n: number) => Uint32Array.from({ length: n }, () => rng.int(s.bins + 2));   // ids bins, bins+1: skipped
+    const [I1, I2] = s.lens.map(draw);
+    const [i1, i2] = [gpu.upload(I1, [I1.length], 'ids1'), gpu.upload(I2, [I2.length], 'ids2')];
+    const counts = bincount(i1, { bins: s.bins, counts: poisoned(gpu, [s.bins], 'u32') });
+    const first = await compare({ counts: [counts, bincountRef(I1, s.bins)] });
+    bincount(i2, { bins: s.bins, counts, accumulate: true });
+    const both = bincountRef(Uint32Array.from([...I1, ...I2]), s.bins);
+    return merge(first, await compare({ counts_accumulated: [counts, both] }, [i1, i2, counts]));
+  },
+}));
+
 function merge(...rs: CheckResult[]): CheckResult {
   return { err: Math.max(...rs.map((r) => r.err)), outputs: Object.assign({}, ...rs.map((r) => r.outputs)) };
 }
@@ -183,5 +202,5 @@ const assertCase: CheckCase = {
 };
 
 export const reduceChecks: CheckCase[] = [
-  ...rows, manyRows, ...whole, ...mseForward, ...mseGrad, hist, hist1, ...nonFinite, assertCase,
+  ...rows, manyRows, ...whole, ...mseForward, ...mseGrad, hist, hist1, ...bin, ...nonFinite, assertCase,
 ];

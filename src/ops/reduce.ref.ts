@@ -46,6 +46,12 @@ export function histogramRef(X: ArrayLike<number>, bins: number, lo: number, hi:
   return { counts, nan };
 }
 
+export function bincountRef(ids: ArrayLike<number>, bins: number): Float64Array {
+  const counts = new Float64Array(bins);
+  for (let i = 0; i < ids.length; i++) if (ids[i] < bins) counts[ids[i]]++;
+  return counts;
+}
+
 export function countNonFiniteRef(X: ArrayLike<number>): number {
   let n = 0;
   for (let i = 0; i < X.length; i++) if (!Number.isFinite(X[i])) n++;

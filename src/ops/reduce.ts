@@ -1,5 +1,5 @@
 // Reduction wrappers over shaders/reduce.wgsl: per-row and whole-tensor sum/max/mean, MSE and its
-// gradient, a histogram (routing-weight profiling), and non-finite counting.
+// gradient, a histogram (routing-weight profiling), a bincount (expert loads) and non-finite counting.
 import shader from '../../shaders/reduce.wgsl';
 import { fmtShape } from '../gpu/errors.ts';
 import { paramStruct } from '../gpu/params.ts';
@@ -186,6 +186,22 @@ export function histogram(x: Tensor, opts: HistogramOptions): { counts: Tensor; 
   }
   elementwise(op, 'histogram', [x, counts, nan], x.size, { bins, lo, hi, invWidth });
   return { counts, nan };
+}
+
+/**
+ * Counts how many of `ids` (u32) equal each of 0 … bins−1 into counts u32 [bins]; ids ≥ bins are skipped.
+ * With `accumulate`, adds into the given counts (one expert-load tally over many forward calls).
+ */
+export function bincount(ids: Tensor, opts: { bins: number; counts?: Tensor; accumulate?: boolean }): Tensor {
+  const op = 'bincount';
+  const { bins, accumulate = false } = opts;
+  expectInt(op, 'bins', bins, 1, 1 << 24);
+  if (ids.dtype !== 'u32') fail(op, `ids must be u32, got ${ids.dtype} ${fmtShape(ids.shape)}`);
+  if (accumulate && !opts.counts) fail(op, 'accumulate needs the counts tensor to add into');
+  const counts = outTensor(op, ids, opts.counts, [bins], 'u32');
+  if (!accumulate) clear(op, counts);
+  elementwise(op, 'bincount', [ids, counts], ids.size, { bins });
+  return counts;
 }
 
 /** Number of NaN and ±Inf elements of x → u32 [1]. */

@@ -7,7 +7,7 @@
 import type { Tensor } from '../../gpu/tensor.ts';
 import type { LlamaModel } from '../../model/llama.ts';
 import type { RouteReading, Routed } from '../../moe/block.ts';
-import { reduceRows } from '../../ops/reduce.ts';
+import { bincount, reduceRows } from '../../ops/reduce.ts';
 
 export interface MaxWeights {
   /** per layer, w_m of every profiled token */
@@ -95,29 +95,27 @@ export async function routeTokens(model: LlamaModel, blocks: ReadonlyMap<number,
 /**
  * Runs `f` (windows through the model: a perplexity, a comparison) while counting the (token, slot)
  * assignments of each of `blocks`; f's result and, per layer, each expert's share of them (expert load).
- * Measured on the pass a run makes anyway, rather than a pass of its own. The selections are copied as
- * each call makes them (the block reuses its outputs) and read once f is done.
+ * Measured on the pass a run makes anyway, rather than a pass of its own: each call's selections are
+ * added into the layer's counts on the GPU, and the counts are read once f is done.
  */
 export async function countingRoutes<T>(blocks: ReadonlyMap<number, Routed>, f: () => Promise<T>): Promise<[T, Map<number, number[]>]> {
-  const pending: { layer: number; experts: number; ids: Tensor }[] = [];
+  const counts = new Map<number, Tensor>();
   for (const [layer, b] of blocks) {
     b.observe = (r) => {
-      const ids = r.topIds.gpu.tensor(r.topIds.shape, 'u32', 'routes.counted');
-      r.topIds.gpu.copy(r.topIds, ids);
-      pending.push({ layer, experts: r.probs.shape[1], ids });
+      const tally = counts.get(layer);
+      counts.set(layer, bincount(r.topIds, { bins: r.probs.shape[1], counts: tally, accumulate: tally !== undefined }));
     };
   }
   try {
     const result = await f();
-    const counts = new Map<number, number[]>();
-    for (const { layer, experts, ids } of pending) {
-      const c = counts.get(layer) ?? counts.set(layer, new Array<number>(experts).fill(0)).get(layer)!;
-      // a dynamic-k token's unused slots hold ids ≥ E
-      for (const e of (await ids.read()) as Uint32Array) if (e < experts) c[e]++;
+    const shares = new Map<number, number[]>();
+    for (const [layer, t] of counts) {
+      const c = Array.from(await t.read());
+      shares.set(layer, c.map((n) => n / c.reduce((a, b) => a + b, 0)));
     }
-    return [result, new Map([...counts].map(([l, c]) => [l, c.map((n) => n / c.reduce((a, b) => a + b, 0))]))];
+    return [result, shares];
   } finally {
     for (const b of blocks.values()) b.observe = undefined;
-    for (const { ids } of pending) ids.release();
+    for (const t of counts.values()) t.release();
   }
 }

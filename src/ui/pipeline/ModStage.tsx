@@ -82,7 +82,7 @@ function Results({ m, source }: { m: ModMetrics; source: 'run' | FileSource }) {
         testId="mod-results"
       >
         <MetricCards cards={cards} testId="mod-cards" />
-        <Comparison m={m} />
+        <Comparison m={m} top={top} />
         <ul className="verdicts" aria-label="Mixture-of-Depths verdicts">
           {modVerdicts(m).map((l) => (
             <li key={l.key} className={{ better: 'good', even: 'even', worse: 'bad' }[l.outcome]}>
@@ -100,8 +100,8 @@ function Results({ m, source }: { m: ModMetrics; source: 'run' | FileSource }) {
   );
 }
 
-function Comparison({ m }: { m: ModMetrics }) {
-  const top = Math.max(...m.variants.map((v) => v.accuracy));
+/** `top`: the best exact-match accuracy, set in bold. */
+function Comparison({ m, top }: { m: ModMetrics; top: number }) {
   return (
     <div className="table-wrap">
       <table className="results" aria-label="Mixture-of-Depths variants compared">
