@@ -26,6 +26,9 @@
 // worst-case number of row tiles, since the counts never leave the GPU; workgroups past tileOffsets[E]
 // exit at once. Weight-gradient kernels (down_grad, gate_up_grad) run grid (n tile, m tile, expert) with
 // the expert's slots as the reduction; M is the rows of each expert's gradient.
+// *_direct: the same seven products with no workgroup memory and no barrier, for software adapters (see
+// shaders/matmul.wgsl's direct: SwiftShader switches coroutines at every barrier): 8×8 invocations per
+// workgroup, one per 8×8 block of the same 64×64 tile, over the same grid, bindings and outputs.
 // VEC4: every quad a kernel loads starts at a multiple of 4 (the forward: K % 4 == 0; the backward: see
 // src/ops/moe-train.ts), so interior quads load as one vec4.
 // Entry points reuse binding numbers (WGSL allows that across entry points): all but gather_slots bind
@@ -76,25 +79,41 @@ var<workgroup> tileExpert: u32;
 
 fn remaining(start: u32, end: u32) -> u32 { return select(0u, end - start, end > start); }
 
+// Four consecutive in-bounds elements from flat index i: one vec4 load when VEC4 (then i % 4 == 0), else four.
+fn loadA4(i: u32) -> vec4<f32> {
+  if (VEC4) { return A[i >> 2u]; }
+  return vec4<f32>(A[i >> 2u][i & 3u], A[(i + 1u) >> 2u][(i + 1u) & 3u], A[(i + 2u) >> 2u][(i + 2u) & 3u], A[(i + 3u) >> 2u][(i + 3u) & 3u]);
+}
+
+fn loadW4(i: u32) -> vec4<f32> {
+  if (VEC4) { return W[i >> 2u]; }
+  return vec4<f32>(W[i >> 2u][i & 3u], W[(i + 1u) >> 2u][(i + 1u) & 3u], W[(i + 2u) >> 2u][(i + 2u) & 3u], W[(i + 3u) >> 2u][(i + 3u) & 3u]);
+}
+
+fn loadWu4(i: u32) -> vec4<f32> {
+  if (VEC4) { return Wu[i >> 2u]; }
+  return vec4<f32>(Wu[i >> 2u][i & 3u], Wu[(i + 1u) >> 2u][(i + 1u) & 3u], Wu[(i + 2u) >> 2u][(i + 2u) & 3u], Wu[(i + 3u) >> 2u][(i + 3u) & 3u]);
+}
+
 // Four consecutive elements from flat index i, `valid` of them in bounds (the rest zero).
 fn quadA(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid >= 4u) { return A[i >> 2u]; }
+  if (valid >= 4u) { return loadA4(i); }
   var v = vec4<f32>(0.0);
-  for (var j = 0u; j < min(valid, 4u); j++) { v[j] = A[(i + j) >> 2u][(i + j) & 3u]; }
+  for (var j = 0u; j < valid; j++) { v[j] = A[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
 }
 
 fn quadW(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid >= 4u) { return W[i >> 2u]; }
+  if (valid >= 4u) { return loadW4(i); }
   var v = vec4<f32>(0.0);
-  for (var j = 0u; j < min(valid, 4u); j++) { v[j] = W[(i + j) >> 2u][(i + j) & 3u]; }
+  for (var j = 0u; j < valid; j++) { v[j] = W[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
 }
 
 fn quadWu(i: u32, valid: u32) -> vec4<f32> {
-  if (VEC4 && valid >= 4u) { return Wu[i >> 2u]; }
+  if (valid >= 4u) { return loadWu4(i); }
   var v = vec4<f32>(0.0);
-  for (var j = 0u; j < min(valid, 4u); j++) { v[j] = Wu[(i + j) >> 2u][(i + j) & 3u]; }
+  for (var j = 0u; j < valid; j++) { v[j] = Wu[(i + j) >> 2u][(i + j) & 3u]; }
   return v;
 }
 
@@ -105,21 +124,21 @@ fn sigmoid(g: f32) -> f32 {
 }
 
 // The expert owning row tile r (the last e with tileOffsets[e] ≤ r; empty experts own no tile), or NONE
-// past the last tile. Thread 0 searches; the workgroup-uniform load lets every thread branch on it.
-fn expertOfTile(r: u32, l: u32) -> u32 {
-  if (l == 0u) {
-    var e = NONE;
-    if (r < tileOffsets[p.E]) {
-      var lo = 0u;
-      var hi = p.E - 1u;
-      while (lo < hi) {
-        let mid = (lo + hi + 1u) / 2u;
-        if (tileOffsets[mid] <= r) { lo = mid; } else { hi = mid - 1u; }
-      }
-      e = lo;
-    }
-    tileExpert = e;
+// past the last tile.
+fn findTileExpert(r: u32) -> u32 {
+  if (r >= tileOffsets[p.E]) { return NONE; }
+  var lo = 0u;
+  var hi = p.E - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (tileOffsets[mid] <= r) { lo = mid; } else { hi = mid - 1u; }
   }
+  return lo;
+}
+
+// findTileExpert searched by thread 0; the workgroup-uniform load lets every thread branch on it.
+fn expertOfTile(r: u32, l: u32) -> u32 {
+  if (l == 0u) { tileExpert = findTileExpert(r); }
   return workgroupUniformLoad(&tileExpert);
 }
 
@@ -456,6 +475,343 @@ fn gate_up_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + lid.x * 4u + j;
       if (n < p.N) { dxsOut[s * p.N + n] = acc[i][j]; }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------- direct kernels
+// An invocation's 8×8 block as four 4×4 blocks: [0] rows 0–3 × columns 0–3, [1] rows 0–3 × 4–7,
+// [2] rows 4–7 × 0–3, [3] rows 4–7 × 4–7; each 4×4 block is four vectors over columns, one per row.
+alias Block = array<vec4<f32>, 4>;
+alias Acc = array<Block, 4>;
+
+// Element (i, j) of a finished block. A copy, indexed at run time: the accumulator itself is only ever
+// indexed by constants, so the compiler can keep it in registers.
+fn at(c: Acc, i: u32, j: u32) -> f32 { return c[(i / 4u) * 2u + j / 4u][i % 4u][j % 4u]; }
+
+// acc + a·b over one k-quad: a[kk][i] = op(A)[row i, k + kk], b[kk][j] = op(B)[k + kk, column j].
+fn mac4(acc: Block, a: Block, b: Block) -> Block {
+  return Block(
+    acc[0] + a[0].x * b[0] + a[1].x * b[1] + a[2].x * b[2] + a[3].x * b[3],
+    acc[1] + a[0].y * b[0] + a[1].y * b[1] + a[2].y * b[2] + a[3].y * b[3],
+    acc[2] + a[0].z * b[0] + a[1].z * b[1] + a[2].z * b[2] + a[3].z * b[3],
+    acc[3] + a[0].w * b[0] + a[1].w * b[1] + a[2].w * b[2] + a[3].w * b[3]);
+}
+
+// c += [a0; a1]·[b0, b1] over one k-quad (a0: rows 0–3, a1: rows 4–7; b0: columns 0–3, b1: 4–7).
+fn mac8(c: ptr<function, Acc>, a0: Block, a1: Block, b0: Block, b1: Block) {
+  (*c)[0] = mac4((*c)[0], a0, b0); (*c)[1] = mac4((*c)[1], a0, b1);
+  (*c)[2] = mac4((*c)[2], a1, b0); (*c)[3] = mac4((*c)[3], a1, b1);
+}
+
+fn transposed(q: mat4x4<f32>) -> Block {
+  let t = transpose(q);
+  return Block(t[0], t[1], t[2], t[3]);
+}
+
+// A's row `row` (NONE: zeros) at k0..k0+4, A [rows, K]. RAW: a whole in-bounds quad of a real row.
+fn rowQuad(row: u32, k0: u32, RAW: bool) -> vec4<f32> {
+  if (RAW) { return loadA4(row * p.K + k0); }
+  if (row == NONE) { return vec4<f32>(0.0); }
+  return quadA(row * p.K + k0, remaining(k0, p.K));
+}
+
+// Rows `rows` of A at k0..k0+4 as four vectors over the rows, one per k.
+fn blockA(rows: vec4<u32>, k0: u32, RAW: bool) -> Block {
+  return transposed(mat4x4<f32>(rowQuad(rows.x, k0, RAW), rowQuad(rows.y, k0, RAW), rowQuad(rows.z, k0, RAW), rowQuad(rows.w, k0, RAW)));
+}
+
+// W_e (W stored [N, K]) rows n0..n0+4 at k0..k0+4 as four vectors over n, one per k; zeros outside.
+fn blockW(wBase: u32, n0: u32, k0: u32, RAW: bool) -> Block {
+  if (RAW) {
+    let i = wBase + n0 * p.K + k0;
+    return transposed(mat4x4<f32>(loadW4(i), loadW4(i + p.K), loadW4(i + 2u * p.K), loadW4(i + 3u * p.K)));
+  }
+  let vk = remaining(k0, p.K); let vn = remaining(n0, p.N);
+  return transposed(mat4x4<f32>(
+    quadW(wBase + n0 * p.K + k0, select(0u, vk, vn > 0u)), quadW(wBase + (n0 + 1u) * p.K + k0, select(0u, vk, vn > 1u)),
+    quadW(wBase + (n0 + 2u) * p.K + k0, select(0u, vk, vn > 2u)), quadW(wBase + (n0 + 3u) * p.K + k0, select(0u, vk, vn > 3u))));
+}
+
+// The same for Wu_e.
+fn blockWu(wBase: u32, n0: u32, k0: u32, RAW: bool) -> Block {
+  if (RAW) {
+    let i = wBase + n0 * p.K + k0;
+    return transposed(mat4x4<f32>(loadWu4(i), loadWu4(i + p.K), loadWu4(i + 2u * p.K), loadWu4(i + 3u * p.K)));
+  }
+  let vk = remaining(k0, p.K); let vn = remaining(n0, p.N);
+  return transposed(mat4x4<f32>(
+    quadWu(wBase + n0 * p.K + k0, select(0u, vk, vn > 0u)), quadWu(wBase + (n0 + 1u) * p.K + k0, select(0u, vk, vn > 1u)),
+    quadWu(wBase + (n0 + 2u) * p.K + k0, select(0u, vk, vn > 2u)), quadWu(wBase + (n0 + 3u) * p.K + k0, select(0u, vk, vn > 3u))));
+}
+
+// W_e stored [K, N] (Wd_e in down_backward): rows k0..k0+4 at n0..n0+4, already vectors over n, one per k.
+fn blockKN(wBase: u32, k0: u32, n0: u32, RAW: bool) -> Block {
+  if (RAW) {
+    let i = wBase + k0 * p.N + n0;
+    return Block(loadW4(i), loadW4(i + p.N), loadW4(i + 2u * p.N), loadW4(i + 3u * p.N));
+  }
+  let vk = remaining(k0, p.K); let vn = remaining(n0, p.N);
+  return Block(
+    quadW(wBase + k0 * p.N + n0, select(0u, vn, vk > 0u)), quadW(wBase + (k0 + 1u) * p.N + n0, select(0u, vn, vk > 1u)),
+    quadW(wBase + (k0 + 2u) * p.N + n0, select(0u, vn, vk > 2u)), quadW(wBase + (k0 + 3u) * p.N + n0, select(0u, vn, vk > 3u)));
+}
+
+// Row k of [Wg_e; Wu_e] ([2I, H], I = K/2) at n0..n0+4 (gate_up_backward); zeros past 2I.
+fn gateUpRow(wBase: u32, k: u32, n0: u32, RAW: bool) -> vec4<f32> {
+  let I = p.K / 2u;
+  if (k < I) {
+    if (RAW) { return loadW4(wBase + k * p.N + n0); }
+    return quadW(wBase + k * p.N + n0, remaining(n0, p.N));
+  }
+  if (k < p.K) {
+    if (RAW) { return loadWu4(wBase + (k - I) * p.N + n0); }
+    return quadWu(wBase + (k - I) * p.N + n0, remaining(n0, p.N));
+  }
+  return vec4<f32>(0.0);
+}
+
+fn blockGateUp(wBase: u32, k0: u32, n0: u32, RAW: bool) -> Block {
+  return Block(gateUpRow(wBase, k0, n0, RAW), gateUpRow(wBase, k0 + 1u, n0, RAW), gateUpRow(wBase, k0 + 2u, n0, RAW), gateUpRow(wBase, k0 + 3u, n0, RAW));
+}
+
+// A row-tile invocation: its expert, its 8 slots s0.. (< mEnd), its 8 columns n0.., and its rows of A.
+struct Rows {
+  e: u32,
+  s0: u32,
+  mEnd: u32,
+  n0: u32,
+  a0: vec4<u32>,   // A rows of slots s0..s0+4 (NONE past mEnd)
+  a1: vec4<u32>,   // of slots s0+4..s0+8
+  raw: bool,       // all 8 slots and 8 columns in bounds: whole k-quads need no bounds checks
+}
+
+// The invocation's rows, or e = NONE when it has none. A's rows are the slots (h, dys, dgu are in slot order).
+fn rowsOf(wg: vec3<u32>, lid: vec3<u32>) -> Rows {
+  var r: Rows;
+  r.e = findTileExpert(wg.y);
+  if (r.e == NONE) { return r; }
+  r.s0 = expertOffsets[r.e] + (wg.y - tileOffsets[r.e]) * BM + lid.y * 8u;
+  r.mEnd = expertOffsets[r.e + 1u];
+  r.n0 = wg.x * BN + lid.x * 8u;
+  if (r.s0 >= r.mEnd || r.n0 >= p.N) { r.e = NONE; return r; }
+  let s = vec4<u32>(0u, 1u, 2u, 3u) + r.s0;
+  r.a0 = select(vec4<u32>(NONE), s, s < vec4<u32>(r.mEnd));
+  r.a1 = select(vec4<u32>(NONE), s + 4u, s + 4u < vec4<u32>(r.mEnd));
+  r.raw = r.s0 + 8u <= r.mEnd && r.n0 + 8u <= p.N;
+  return r;
+}
+
+// rowsOf with A's rows the slots' tokens (x is gathered: gate_up, gate_up_train).
+fn tokenRowsOf(wg: vec3<u32>, lid: vec3<u32>) -> Rows {
+  var r = rowsOf(wg, lid);
+  if (r.e == NONE) { return r; }
+  for (var i = 0u; i < 4u; i++) {
+    if (r.a0[i] != NONE) { r.a0[i] = slotToken[r.a0[i]]; }
+    if (r.a1[i] != NONE) { r.a1[i] = slotToken[r.a1[i]]; }
+  }
+  return r;
+}
+
+// The k-quads to run without bounds checks: all whole quads when r.raw, else none.
+fn rawQuads(r: Rows) -> u32 { return select(0u, p.K & ~3u, r.raw); }
+
+@compute @workgroup_size(8, 8)
+fn gate_up_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = tokenRowsOf(wg, lid);
+  if (r.e == NONE) { return; }
+  var g: Acc; var u: Acc;
+  gateUpDirect(r, &g, &u);
+  let G = g; let U = u;
+  for (var i = 0u; i < 8u; i++) {
+    let s = r.s0 + i;
+    if (s >= r.mEnd) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = r.n0 + j;
+      if (n < p.N) {
+        let gv = at(G, i, j);
+        hOut[s * p.N + n] = gv / (1.0 + exp(-gv)) * at(U, i, j);   // silu(g) · u
+      }
+    }
+  }
+}
+
+// g = x[tok(s)]·Wg_eᵀ and u = x[tok(s)]·Wu_eᵀ over the invocation's block (gate_up_direct, gate_up_train_direct).
+fn gateUpDirect(r: Rows, g: ptr<function, Acc>, u: ptr<function, Acc>) {
+  let wBase = r.e * p.N * p.K;
+  var k0 = 0u;
+  for (; k0 < rawQuads(r); k0 += 4u) {
+    let a0 = blockA(r.a0, k0, true); let a1 = blockA(r.a1, k0, true);
+    mac8(g, a0, a1, blockW(wBase, r.n0, k0, true), blockW(wBase, r.n0 + 4u, k0, true));
+    mac8(u, a0, a1, blockWu(wBase, r.n0, k0, true), blockWu(wBase, r.n0 + 4u, k0, true));
+  }
+  for (; k0 < p.K; k0 += 4u) {
+    let a0 = blockA(r.a0, k0, false); let a1 = blockA(r.a1, k0, false);
+    mac8(g, a0, a1, blockW(wBase, r.n0, k0, false), blockW(wBase, r.n0 + 4u, k0, false));
+    mac8(u, a0, a1, blockWu(wBase, r.n0, k0, false), blockWu(wBase, r.n0 + 4u, k0, false));
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn gate_up_train_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = tokenRowsOf(wg, lid);
+  if (r.e == NONE) { return; }
+  var g: Acc; var u: Acc;
+  gateUpDirect(r, &g, &u);
+  let G = g; let U = u;
+  for (var i = 0u; i < 8u; i++) {
+    let s = r.s0 + i;
+    if (s >= r.mEnd) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = r.n0 + j;
+      if (n < p.N) {
+        let gv = at(G, i, j);
+        let uv = at(U, i, j);
+        guOut[s * 2u * p.N + n] = gv;
+        guOut[s * 2u * p.N + p.N + n] = uv;
+        hOut[s * p.N + n] = gv / (1.0 + exp(-gv)) * uv;   // silu(g) · u, as gate_up_direct
+      }
+    }
+  }
+}
+
+// A·W_eᵀ (W stored [N, K]) over the invocation's block (down_direct).
+fn productNK(r: Rows, c: ptr<function, Acc>) {
+  let wBase = r.e * p.N * p.K;
+  var k0 = 0u;
+  for (; k0 < rawQuads(r); k0 += 4u) {
+    mac8(c, blockA(r.a0, k0, true), blockA(r.a1, k0, true), blockW(wBase, r.n0, k0, true), blockW(wBase, r.n0 + 4u, k0, true));
+  }
+  for (; k0 < p.K; k0 += 4u) {
+    mac8(c, blockA(r.a0, k0, false), blockA(r.a1, k0, false), blockW(wBase, r.n0, k0, false), blockW(wBase, r.n0 + 4u, k0, false));
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn down_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = rowsOf(wg, lid);
+  if (r.e == NONE) { return; }
+  var c: Acc;
+  productNK(r, &c);
+  let C = c;
+  for (var i = 0u; i < 8u; i++) {
+    let s = r.s0 + i;
+    if (s >= r.mEnd) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = r.n0 + j;
+      if (n < p.N) { ys[s * p.N + n] = at(C, i, j); }
+    }
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn down_backward_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = rowsOf(wg, lid);
+  if (r.e == NONE) { return; }
+  let wBase = r.e * p.K * p.N;
+  var c: Acc;
+  var k0 = 0u;
+  for (; k0 < rawQuads(r); k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, true), blockA(r.a1, k0, true), blockKN(wBase, k0, r.n0, true), blockKN(wBase, k0, r.n0 + 4u, true));
+  }
+  for (; k0 < p.K; k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, false), blockA(r.a1, k0, false), blockKN(wBase, k0, r.n0, false), blockKN(wBase, k0, r.n0 + 4u, false));
+  }
+  let C = c;
+  let I = p.N;
+  for (var i = 0u; i < 8u; i++) {
+    let s = r.s0 + i;
+    if (s >= r.mEnd) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = r.n0 + j;
+      if (n < I) {
+        let dh = at(C, i, j);
+        let g = guIn[s * 2u * I + n];
+        let u = guIn[s * 2u * I + I + n];
+        let sg = sigmoid(g);
+        dguOut[s * 2u * I + n] = dh * u * sg * (1.0 + g * (1.0 - sg));
+        dguOut[s * 2u * I + I + n] = dh * g * sg;
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn gate_up_backward_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = rowsOf(wg, lid);
+  if (r.e == NONE) { return; }
+  let wBase = r.e * (p.K / 2u) * p.N;
+  var c: Acc;
+  var k0 = 0u;
+  for (; k0 < rawQuads(r); k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, true), blockA(r.a1, k0, true), blockGateUp(wBase, k0, r.n0, true), blockGateUp(wBase, k0, r.n0 + 4u, true));
+  }
+  for (; k0 < p.K; k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, false), blockA(r.a1, k0, false), blockGateUp(wBase, k0, r.n0, false), blockGateUp(wBase, k0, r.n0 + 4u, false));
+  }
+  let C = c;
+  for (var i = 0u; i < 8u; i++) {
+    let s = r.s0 + i;
+    if (s >= r.mEnd) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = r.n0 + j;
+      if (n < p.N) { dxsOut[s * p.N + n] = at(C, i, j); }
+    }
+  }
+}
+
+// Weight gradients, one slot: c += A[s, m0..m0+8]ᵀ ⊗ W[row, n0..n0+8] (A [slots, M], W [rows, N]; zeros outside).
+fn outer8(c: ptr<function, Acc>, s: u32, row: u32, m0: u32, n0: u32) {
+  let a0 = quadA(s * p.M + m0, remaining(m0, p.M)); let a1 = quadA(s * p.M + m0 + 4u, remaining(m0 + 4u, p.M));
+  let b0 = quadW(row * p.N + n0, remaining(n0, p.N)); let b1 = quadW(row * p.N + n0 + 4u, remaining(n0 + 4u, p.N));
+  (*c)[0] = Block((*c)[0][0] + a0.x * b0, (*c)[0][1] + a0.y * b0, (*c)[0][2] + a0.z * b0, (*c)[0][3] + a0.w * b0);
+  (*c)[1] = Block((*c)[1][0] + a0.x * b1, (*c)[1][1] + a0.y * b1, (*c)[1][2] + a0.z * b1, (*c)[1][3] + a0.w * b1);
+  (*c)[2] = Block((*c)[2][0] + a1.x * b0, (*c)[2][1] + a1.y * b0, (*c)[2][2] + a1.z * b0, (*c)[2][3] + a1.w * b0);
+  (*c)[3] = Block((*c)[3][0] + a1.x * b1, (*c)[3][1] + a1.y * b1, (*c)[3][2] + a1.z * b1, (*c)[3][3] + a1.w * b1);
+}
+
+// Grid (n tile, m tile, e) as down_grad; each invocation sums its 8×8 block over e's slots in slot order.
+@compute @workgroup_size(8, 8)
+fn down_grad_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let e = wg.z;
+  let m0 = wg.y * BM + lid.y * 8u;
+  let n0 = wg.x * BN + lid.x * 8u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  var c: Acc;
+  for (var s = expertOffsets[e]; s < expertOffsets[e + 1u]; s++) { outer8(&c, s, s, m0, n0); }
+  let C = c;
+  for (var i = 0u; i < 8u; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = n0 + j;
+      if (n < p.N) { gradOut[(e * p.M + m) * p.N + n] = at(C, i, j); }
+    }
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn gate_up_grad_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let e = wg.z;
+  let m0 = wg.y * BM + lid.y * 8u;
+  let n0 = wg.x * BN + lid.x * 8u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  var c: Acc;
+  for (var s = expertOffsets[e]; s < expertOffsets[e + 1u]; s++) { outer8(&c, s, gradSlotToken[s], m0, n0); }
+  let C = c;
+  let I = p.M / 2u;
+  for (var i = 0u; i < 8u; i++) {
+    let m = m0 + i;   // row of dWg‖dWu: gate rows 0..I, up rows I..2I
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = n0 + j;
+      if (n < p.N) {
+        if (m < I) {
+          gradOut[(e * I + m) * p.N + n] = at(C, i, j);
+        } else {
+          gradOut2[(e * I + m - I) * p.N + n] = at(C, i, j);
+        }
+      }
     }
   }
 }

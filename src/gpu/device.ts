@@ -21,6 +21,13 @@ export interface GpuInfo {
 
 export type Workgroups = readonly [number, number?, number?];
 
+/**
+ * GEMM kernel families (shaders/matmul.wgsl, shaders/moe_gemm.wgsl): 'tiled' stages tiles through
+ * workgroup memory (GPUs); 'direct' has no workgroup memory and no barrier (software adapters, where
+ * SwiftShader switches coroutines at every barrier).
+ */
+export type GemmKernel = 'tiled' | 'direct';
+
 export interface Dispatch {
   /** Name used in every error message. */
   op: string;
@@ -62,6 +69,8 @@ export class Gpu {
   private readonly lostListeners = new Set<(e: DeviceLostError) => void>();
   /** Bytes currently held in live tensors and in the pool. */
   bytesAllocated = 0;
+  /** The GEMM kernels ops record: direct on a software adapter, tiled otherwise. Checks run both. */
+  gemmKernel: GemmKernel;
 
   private constructor(
     private readonly api: GPU,
@@ -70,6 +79,7 @@ export class Gpu {
     readonly features: GpuFeatures,
   ) {
     this.limits = device.limits;
+    this.gemmKernel = info.software ? 'direct' : 'tiled';
     device.lost.then((l) => {
       this.lost = new DeviceLostError(l.reason, l.message || 'no message');
       for (const cb of this.lostListeners) cb(this.lost);

@@ -1,7 +1,7 @@
 // Kernel verification: each op family lists CheckCases that run its GPU kernel on fresh random inputs
 // (outputs NaN-poisoned first) and compare with the float64 CPU reference by relative L2 error.
 // `moefy kernels check`, the test suite and the browser smoke test all run these same cases.
-import type { Gpu } from '../gpu/device.ts';
+import type { GemmKernel, Gpu } from '../gpu/device.ts';
 import type { HostArray } from '../gpu/tensor.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { Rng } from '../data/rng.ts';
@@ -54,6 +54,26 @@ export function refusals(cases: readonly (readonly [label: string, call: () => u
     out[label] = words.every((w) => msg.includes(w)) ? 0 : Infinity;
   }
   return out;
+}
+
+/** Both GEMM kernel families (Gpu.gemmKernel): the tiled one (GPUs) and the direct one (software adapters). */
+export const GEMM_KERNELS: readonly GemmKernel[] = ['tiled', 'direct'];
+
+/** Each case once per GEMM kernel family, run with the device set to it, so a check covers both wherever it runs. */
+export function onEachGemmKernel(cases: readonly CheckCase[]): CheckCase[] {
+  return cases.flatMap((c) => GEMM_KERNELS.map((kernel) => ({
+    ...c,
+    name: `${c.name} ${kernel}`,
+    async run(gpu: Gpu, rng: Rng) {
+      const was = gpu.gemmKernel;
+      gpu.gemmKernel = kernel;
+      try {
+        return await c.run(gpu, rng);
+      } finally {
+        gpu.gemmKernel = was;
+      }
+    },
+  })));
 }
 
 export const TOL = { elementwise: 1e-5, gemm: 1e-4, grad: 1e-4 } as const;

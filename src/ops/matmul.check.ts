@@ -1,5 +1,5 @@
 import type { CheckCase } from './check.ts';
-import { TOL, compare, poisoned } from './check.ts';
+import { GEMM_KERNELS, TOL, compare, poisoned } from './check.ts';
 import { dot, fdError } from './gradcheck.ts';
 import { matmul, matmulBackward } from './matmul.ts';
 import { bmmRef, matmulRef } from './matmul.ref.ts';
@@ -30,10 +30,8 @@ function label(s: Shape): string {
   return `${op} M${s.M} N${s.N} K${s.K}${s.batch ? ` batch ${s.batch}${s.broadcastB ? ' (B broadcast)' : ''}` : ''}`;
 }
 
-// Both kernels on every shape: the tiled one (GPUs) and the direct one (software adapters).
-const KERNELS = ['tiled', 'direct'] as const;
-
-const forward: CheckCase[] = shapes.flatMap((s) => KERNELS.map((kernel) => ({
+// Both kernels on every shape, passed explicitly (matmul's `kernel` option).
+const forward: CheckCase[] = shapes.flatMap((s) => GEMM_KERNELS.map((kernel) => ({
   family: 'matmul',
   name: `${label(s)} ${kernel}`,
   tol: TOL.gemm,
@@ -54,7 +52,7 @@ const forward: CheckCase[] = shapes.flatMap((s) => KERNELS.map((kernel) => ({
   },
 })));
 
-const accumulate: CheckCase[] = KERNELS.map((kernel) => ({
+const accumulate: CheckCase[] = GEMM_KERNELS.map((kernel) => ({
   family: 'matmul',
   name: `C += 0.5·A·B (accumulate) M23 N18 K41 ${kernel}`,
   tol: TOL.gemm,

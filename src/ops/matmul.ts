@@ -1,5 +1,6 @@
 // GEMM wrappers over shaders/matmul.wgsl: C = op(A)·op(B), batched, plus the two gradients.
 import shader from '../../shaders/matmul.wgsl';
+import type { GemmKernel } from '../gpu/device.ts';
 import { paramStruct } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { expectFinite, fail, outTensor } from './validate.ts';
@@ -18,11 +19,8 @@ export interface MatmulOptions {
   /** C += alpha·op(A)·op(B) into `out` (gradient accumulation). */
   accumulate?: boolean;
   out?: Tensor;
-  /**
-   * 'tiled' (workgroup memory, the GPU kernel) or 'direct' (no barriers; see shaders/matmul.wgsl).
-   * Default: direct on a software adapter, tiled otherwise.
-   */
-  kernel?: 'tiled' | 'direct';
+  /** Default: the device's (Gpu.gemmKernel). */
+  kernel?: GemmKernel;
 }
 
 /**
@@ -57,7 +55,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const contiguousB = transB ? K : N;
   const vec4 = contiguousA % 4 === 0 && contiguousB % 4 === 0 && strideA % 4 === 0 && strideB % 4 === 0;
   // On SwiftShader the direct kernel beats the tiled one at every size (gemm 1024³: 525 vs 1700 ms).
-  const direct = (opts.kernel ?? (a.gpu.info.software ? 'direct' : 'tiled')) === 'direct';
+  const direct = (opts.kernel ?? a.gpu.gemmKernel) === 'direct';
   a.gpu.dispatch({
     op,
     shapes: { A: a.shape, B: b.shape },

@@ -5,7 +5,7 @@
 // detached, backward, Adam), its gradient checked by finite differences of the float64 loss; and 30 steps
 // distilling a dense SwiGLU FFN into its contiguous split (LaDiMo §4.1), where the MSE must fall.
 import type { CheckCase, CheckResult } from './check.ts';
-import { TOL, poisoned, relL2 } from './check.ts';
+import { TOL, onEachGemmKernel, poisoned, relL2 } from './check.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { OpArgumentError } from '../gpu/errors.ts';
 import type { HostArray, Tensor } from '../gpu/tensor.ts';
@@ -416,4 +416,4 @@ const argumentErrors: CheckCase[] = [
   },
 }));
 
-export const moeTrainChecks: CheckCase[] = [...expertCases, auxGrad, ...distillLoss, ...wholeStep, lossFalls, ...argumentErrors];
+export const moeTrainChecks: CheckCase[] = [...onEachGemmKernel(expertCases), auxGrad, ...distillLoss, ...onEachGemmKernel(wholeStep), lossFalls, ...argumentErrors];

@@ -21,7 +21,7 @@ import { fmtShape } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { matmul } from './matmul.ts';
 import {
-  GemmParams, MAX_EXPERTS, MAX_TOP_K, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward,
+  GemmParams, MAX_EXPERTS, MAX_TOP_K, gemmEntry, moeAuxLoss, moeCombine, moeCombineBackward, moePermute, moeRoute, moeRouterBackward,
   pack, type MoePermutation, type MoeWeights, type RoutingOptions,
 } from './moe.ts';
 import { adamStep } from './optim.ts';
@@ -113,7 +113,7 @@ export function moeExpertsTrain(
     op: `${op} gate_up`,
     shapes: { x: x.shape, gate_proj: weights.gate_proj.shape, up_proj: weights.up_proj.shape },
     shader: gemmShader,
-    entry: 'gate_up_train',
+    entry: gemmEntry(x.gpu, 'gate_up_train'),
     constants: { VEC4: H % 4 === 0 },
     params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, x, weights.gate_proj, weights.up_proj, slotToken, h, gu],
@@ -124,7 +124,7 @@ export function moeExpertsTrain(
     op: `${op} down`,
     shapes: { h: h.shape, down_proj: weights.down_proj.shape },
     shader: gemmShader,
-    entry: 'down',
+    entry: gemmEntry(x.gpu, 'down'),
     constants: { VEC4: I % 4 === 0 },
     params: GemmParams.pack({ N: H, K: I, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, h, weights.down_proj, ys],
@@ -185,7 +185,7 @@ export function moeExpertsDgu(
     op: `${op} dh→dg,du`,
     shapes: { dys: dys.shape, down_proj: weights.down_proj.shape },
     shader: gemmShader,
-    entry: 'down_backward',
+    entry: gemmEntry(x.gpu, 'down_backward'),
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
     params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
     bindings: [perm.expertOffsets, perm.tileOffsets, dys, weights.down_proj, saved.gu, dgu],
@@ -205,7 +205,7 @@ export function moeExpertsDownGrad(
     op,
     shapes: { dys: dys.shape, h: saved.h.shape },
     shader: gemmShader,
-    entry: 'down_grad',
+    entry: gemmEntry(x.gpu, 'down_grad'),
     constants: { VEC4: H % 4 === 0 && I % 4 === 0 },
     params: GemmParams.pack({ N: I, K: 0, E, M: H }),
     bindings: [perm.expertOffsets, null, dys, saved.h, dWd],
@@ -227,7 +227,7 @@ export function moeExpertsGateUpGrad(
     op,
     shapes: { dgu: dgu.shape, x: x.shape },
     shader: gemmShader,
-    entry: 'gate_up_grad',
+    entry: gemmEntry(x.gpu, 'gate_up_grad'),
     constants: { VEC4: H % 4 === 0 && I % 2 === 0 },
     params: GemmParams.pack({ N: H, K: 0, E, M: 2 * I }),
     bindings: [perm.expertOffsets, perm.slotToken, dgu, x, dWg, dWu],
@@ -258,7 +258,7 @@ export function moeExpertsInputGrad(
     op: `${op} dxs`,
     shapes: { dgu: dgu.shape, gate_proj: weights.gate_proj.shape, up_proj: weights.up_proj.shape },
     shader: gemmShader,
-    entry: 'gate_up_backward',
+    entry: gemmEntry(x.gpu, 'gate_up_backward'),
     constants: { VEC4: H % 4 === 0 && I % 2 === 0 },
     params: GemmParams.pack({ N: H, K: 2 * I, E, M: 0 }),
     bindings: [perm.expertOffsets, perm.tileOffsets, dgu, weights.gate_proj, weights.up_proj, dxs],

@@ -4,7 +4,7 @@
 // finite differences; L_aux; and argument errors. Inputs are redrawn token by token until every routing
 // decision is at least MARGIN away from a tie, so f32 and float64 route identically.
 import type { CheckCase, CheckResult } from './check.ts';
-import { TOL, compare, poisoned } from './check.ts';
+import { TOL, compare, onEachGemmKernel, poisoned } from './check.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { OpArgumentError } from '../gpu/errors.ts';
@@ -356,5 +356,5 @@ const argumentErrors: CheckCase[] = badInputs.map((c) => ({
 }));
 
 export const moeChecks: CheckCase[] = [
-  ...forward, permutation, ties, combineBackward, ...routerBackward, ...noisyGate, ...auxLoss, ...argumentErrors,
+  ...onEachGemmKernel(forward), permutation, ties, combineBackward, ...routerBackward, ...noisyGate, ...auxLoss, ...argumentErrors,
 ];

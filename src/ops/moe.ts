@@ -8,6 +8,7 @@
 // the noisy gate of training (its logits' noise and that noise's gradient).
 import shader from '../../shaders/moe.wgsl';
 import gemmShader from '../../shaders/moe_gemm.wgsl';
+import type { Gpu } from '../gpu/device.ts';
 import { paramStruct } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { fmtShape } from '../gpu/errors.ts';
@@ -28,6 +29,11 @@ const Params = paramStruct([
   ['alpha', 'f32'], ['beta', 'f32'], ['coef', 'f32'], ['len', 'u32'], ['groups', 'u32'],
 ] as const);
 type ParamValues = Parameters<typeof Params.pack>[0];
+
+/** moe_gemm.wgsl's entry point for the device's GEMM kernels (Gpu.gemmKernel): `entry` or its *_direct twin. */
+export function gemmEntry(gpu: Gpu, entry: string): string {
+  return gpu.gemmKernel === 'direct' ? `${entry}_direct` : entry;
+}
 
 /** moe_gemm.wgsl's Params (M: weight-gradient kernels only, moe-train.ts). */
 export const GemmParams = paramStruct([['N', 'u32'], ['K', 'u32'], ['E', 'u32'], ['M', 'u32']] as const);
@@ -227,7 +233,7 @@ export function moeExperts(
     op: `${op} gate_up`,
     shapes: { x: x.shape, gate_proj: gate_proj.shape, up_proj: up_proj.shape },
     shader: gemmShader,
-    entry: 'gate_up',
+    entry: gemmEntry(x.gpu, 'gate_up'),
     constants: { VEC4: H % 4 === 0 },
     params: GemmParams.pack({ N: I, K: H, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, x, gate_proj, up_proj, slotToken, h],
@@ -237,7 +243,7 @@ export function moeExperts(
     op: `${op} down`,
     shapes: { h: h.shape, down_proj: down_proj.shape },
     shader: gemmShader,
-    entry: 'down',
+    entry: gemmEntry(x.gpu, 'down'),
     constants: { VEC4: I % 4 === 0 },
     params: GemmParams.pack({ N: H, K: I, E, M: 0 }),
     bindings: [expertOffsets, tileOffsets, h, down_proj, ys],
