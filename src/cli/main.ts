@@ -346,4 +346,5 @@ function printSweep(r: SweepReport): void {
   for (const p of r.sensitivity) console.log(`  layer ${p.layer}  ${row(p)}`);
   console.log('routers × constructions (* on the perplexity / activated-parameter Pareto front):');
   for (const p of r.comparison) console.log(`  ${p.pareto ? '*' : ' '} ${p.construction}, ${p.router.padEnd(8)} ${row(p)}`);
+  for (const v of r.adaptive) console.log(v.sentence);
 }

@@ -4,7 +4,8 @@
 //   - routers and constructions compared at the spec's layers: fixed top-1/2/3 and the adaptive router
 //     (Appendix A), for the spec's construction and one alternative (co-activation experts with k-means
 //     routers, or contiguous with random routers when the spec already uses the former), with the
-//     perplexity / activated-parameter Pareto front marked, wherever the adaptive router lands.
+//     perplexity / activated-parameter Pareto front marked, and where each adaptive router lands said in
+//     words: on the front or beaten, and by how much against the fixed top-k nearest in parameters.
 // The first two (layerSweep) are also the UI's sweep over the spec's converted layers (src/worker/pipeline.ts).
 import type { Gpu } from '../../gpu/device.ts';
 import type { HostIO } from '../../cli/io.ts';
@@ -39,10 +40,30 @@ export interface ComparisonRow extends SweepPoint {
   pareto: boolean;
 }
 
+/**
+ * Where one construction's adaptive router stands among the compared rows: on the Pareto front or which
+ * rows beat it, and against the fixed top-k of its construction that activates the nearest number of
+ * parameters (ties: the smaller k).
+ */
+export interface AdaptiveVerdict {
+  construction: string;
+  policies: LayerPolicy[];
+  pareto: boolean;
+  /** the rows with no higher perplexity and no more activated parameters, better in one ('construction, router') */
+  dominated_by: string[];
+  fixed: { router: RunSpec['router.policy']; ppl_moe: number; activated_non_embedding_moe: number };
+  /** ppl_moe / fixed.ppl_moe − 1: negative when the adaptive router is better */
+  ppl_change: number;
+  /** activated_non_embedding_moe / fixed's − 1 */
+  activated_change: number;
+  sentence: string;
+}
+
 export interface SweepReport {
   curve: (SweepPoint & { m: number })[];
   sensitivity: (SweepPoint & { layer: number })[];
   comparison: ComparisonRow[];
+  adaptive: AdaptiveVerdict[];
 }
 
 /** `layers` converted with routes decided under `router`, scored. */
@@ -87,13 +108,38 @@ export async function layerSweep(
   return { curve, sensitivity };
 }
 
+type Scored = Pick<SweepPoint, 'ppl_moe' | 'activated_non_embedding_moe'>;
+
+const dominates = (o: Scored, r: Scored) =>
+  o.ppl_moe <= r.ppl_moe && o.activated_non_embedding_moe <= r.activated_non_embedding_moe &&
+  (o.ppl_moe < r.ppl_moe || o.activated_non_embedding_moe < r.activated_non_embedding_moe);
+
 /** Marks the rows no other row beats on both perplexity and activated parameters. */
-export function paretoFront<T extends { ppl_moe: number; activated_non_embedding_moe: number }>(rows: T[]): (T & { pareto: boolean })[] {
-  return rows.map((r) => ({
-    ...r,
-    pareto: !rows.some((o) => o !== r && o.ppl_moe <= r.ppl_moe && o.activated_non_embedding_moe <= r.activated_non_embedding_moe &&
-      (o.ppl_moe < r.ppl_moe || o.activated_non_embedding_moe < r.activated_non_embedding_moe)),
-  }));
+export function paretoFront<T extends Scored>(rows: T[]): (T & { pareto: boolean })[] {
+  return rows.map((r) => ({ ...r, pareto: !rows.some((o) => o !== r && dominates(o, r)) }));
+}
+
+const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}%`;
+
+/** Each adaptive row of `rows` judged against the others, in words as well as numbers. */
+export function adaptiveVerdicts(rows: ComparisonRow[]): AdaptiveVerdict[] {
+  return rows.filter((a) => a.router === 'adaptive').map((a) => {
+    const fixed = rows
+      .filter((r) => r.construction === a.construction && r.router !== 'adaptive')
+      .map((r) => ({ r, gap: Math.abs(r.activated_non_embedding_moe - a.activated_non_embedding_moe) }))
+      .sort((x, y) => x.gap - y.gap || (x.r.router < y.r.router ? -1 : 1))[0].r;
+    const dominatedBy = rows.filter((o) => o !== a && dominates(o, a)).map((o) => `${o.construction}, ${o.router}`);
+    const pplChange = a.ppl_moe / fixed.ppl_moe - 1;
+    const activatedChange = a.activated_non_embedding_moe / fixed.activated_non_embedding_moe - 1;
+    const standing = a.pareto ? 'is on the Pareto front' : `is not on the Pareto front: ${dominatedBy.join('; ')} beat${dominatedBy.length === 1 ? 's' : ''} it`;
+    const sentence = `${a.construction}, adaptive [${a.policies.join(' ')}]: perplexity ${a.ppl_moe.toFixed(3)}, ${standing}. ` +
+      `Against fixed ${fixed.router} (${fixed.ppl_moe.toFixed(3)}): perplexity ${pct(pplChange)}, activated parameters ${pct(activatedChange)}.`;
+    return {
+      construction: a.construction, policies: a.policies, pareto: a.pareto, dominated_by: dominatedBy,
+      fixed: { router: fixed.router, ppl_moe: fixed.ppl_moe, activated_non_embedding_moe: fixed.activated_non_embedding_moe },
+      ppl_change: pplChange, activated_change: activatedChange, sentence,
+    };
+  });
 }
 
 export async function sweepLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string) => void, io: HostIO): Promise<SweepReport> {
@@ -116,5 +162,6 @@ export async function sweepLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string)
     }
   }
   releaseRun(ctx, capture, [distilled, altDistilled]);
-  return { curve, sensitivity, comparison: paretoFront(rows) };
+  const comparison = paretoFront(rows);
+  return { curve, sensitivity, comparison, adaptive: adaptiveVerdicts(comparison) };
 }
