@@ -90,6 +90,7 @@ fn loadW4(i: u32) -> vec4<f32> {
   return vec4<f32>(W[i >> 2u][i & 3u], W[(i + 1u) >> 2u][(i + 1u) & 3u], W[(i + 2u) >> 2u][(i + 2u) & 3u], W[(i + 3u) >> 2u][(i + 3u) & 3u]);
 }
 
+// Wu's loaders repeat W's: a WGSL function cannot take a storage buffer as a parameter.
 fn loadWu4(i: u32) -> vec4<f32> {
   if (VEC4) { return Wu[i >> 2u]; }
   return vec4<f32>(Wu[i >> 2u][i & 3u], Wu[(i + 1u) >> 2u][(i + 1u) & 3u], Wu[(i + 2u) >> 2u][(i + 2u) & 3u], Wu[(i + 3u) >> 2u][(i + 3u) & 3u]);
@@ -533,7 +534,7 @@ fn blockW(wBase: u32, n0: u32, k0: u32, RAW: bool) -> Block {
     quadW(wBase + (n0 + 2u) * p.K + k0, select(0u, vk, vn > 2u)), quadW(wBase + (n0 + 3u) * p.K + k0, select(0u, vk, vn > 3u))));
 }
 
-// The same for Wu_e.
+// The same for Wu_e (see loadWu4).
 fn blockWu(wBase: u32, n0: u32, k0: u32, RAW: bool) -> Block {
   if (RAW) {
     let i = wBase + n0 * p.K + k0;
@@ -675,24 +676,19 @@ fn gate_up_train_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_inv
   }
 }
 
-// A·W_eᵀ (W stored [N, K]) over the invocation's block (down_direct).
-fn productNK(r: Rows, c: ptr<function, Acc>) {
-  let wBase = r.e * p.N * p.K;
-  var k0 = 0u;
-  for (; k0 < rawQuads(r); k0 += 4u) {
-    mac8(c, blockA(r.a0, k0, true), blockA(r.a1, k0, true), blockW(wBase, r.n0, k0, true), blockW(wBase, r.n0 + 4u, k0, true));
-  }
-  for (; k0 < p.K; k0 += 4u) {
-    mac8(c, blockA(r.a0, k0, false), blockA(r.a1, k0, false), blockW(wBase, r.n0, k0, false), blockW(wBase, r.n0 + 4u, k0, false));
-  }
-}
-
 @compute @workgroup_size(8, 8)
 fn down_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let r = rowsOf(wg, lid);
   if (r.e == NONE) { return; }
+  let wBase = r.e * p.N * p.K;
   var c: Acc;
-  productNK(r, &c);
+  var k0 = 0u;
+  for (; k0 < rawQuads(r); k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, true), blockA(r.a1, k0, true), blockW(wBase, r.n0, k0, true), blockW(wBase, r.n0 + 4u, k0, true));
+  }
+  for (; k0 < p.K; k0 += 4u) {
+    mac8(&c, blockA(r.a0, k0, false), blockA(r.a1, k0, false), blockW(wBase, r.n0, k0, false), blockW(wBase, r.n0 + 4u, k0, false));
+  }
   let C = c;
   for (var i = 0u; i < 8u; i++) {
     let s = r.s0 + i;
