@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ViteDevServer } from 'vite';
+import { SPEC_VERSION } from '../src/state/spec.ts';
 import { DEMO_NAME } from '../src/worker/demo-model.ts';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../src/cli/chromium.ts';
@@ -115,7 +116,7 @@ export async function waitTaskDone(page: Page, results: string, timeout: number)
 
 /** A workbench URL whose run spec (the `s` parameter) is `spec`'s fields over the defaults. */
 export function specLink(url: string, spec: Record<string, unknown>): string {
-  return `${url}?s=1.j.${Buffer.from(JSON.stringify(spec)).toString('base64url')}`;
+  return `${url}?s=${SPEC_VERSION}.j.${Buffer.from(JSON.stringify(spec)).toString('base64url')}`;
 }
 
 /**

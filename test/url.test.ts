@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FIELDS, SPEC_VERSION, defaultSpec, type Field, type RunSpec } from '../src/state/spec.ts';
+import { FIELDS, SPEC_VERSION, defaultSpec, parseSpec, type Field, type RunSpec } from '../src/state/spec.ts';
 import { decode, encode, specFromLocation, urlWithSpec, type DecodeResult } from '../src/state/url.ts';
 
 const BASE = 'https://moefy.example.org/workbench/';
@@ -117,18 +117,18 @@ test('a compressed link decodes; small specs stay plain JSON', async () => {
   // Written by this codec for { seed: 7, 'train.steps': 300, data: 'builtin:brown' } plus a long model path.
   const spec = { ...defaultSpec(), seed: 7, 'train.steps': 300, data: 'builtin:brown', model: '/models/corpus-llama-7m/'.repeat(4) };
   const s = await encode(spec);
-  assert.match(s, /^1\.z\./);
+  assert.match(s, /^2\.z\./);
   assert.deepEqual(ok(await decode(s)), spec);
-  assert.equal(await encode({ ...defaultSpec(), seed: 7 }), '1.j.eyJzZWVkIjo3fQ');
-  assert.equal(await encode(defaultSpec()), '1.j.e30');
+  assert.equal(await encode({ ...defaultSpec(), seed: 7 }), '2.j.eyJzZWVkIjo3fQ');
+  assert.equal(await encode(defaultSpec()), '2.j.e30');
 });
 
 test('bad links give a message naming the problem', async () => {
   const b64 = (json: string) => Buffer.from(json).toString('base64url');
   const bad: [string, RegExp][] = [
-    ['2.j.e30', /^URL: the run spec was made by a newer MoEfy, version 2; this build reads ≤ 1$/],
+    ['3.j.e30', /^URL: the run spec was made by a newer MoEfy, version 3; this build reads ≤ 2$/],
     ['0.j.e30', /^URL: version 0 is not a run-spec version this build reads/],
-    ['hello', /^URL: the run spec must look like '1\.j\.…' or '1\.z\.…'/],
+    ['hello', /^URL: the run spec must look like '2\.j\.…' or '2\.z\.…'/],
     ['1.q.e30', /^URL: unknown codec 'q'/],
     ['1.j.e30=', /^URL: the data is not base64url/],
     ['1.j.e', /^URL: the data is not base64url/],
@@ -148,15 +148,32 @@ test('bad links give a message naming the problem', async () => {
 test('page addresses: the spec in ?s=, the rest of the address kept, defaults leave no parameter', async () => {
   const spec = { ...defaultSpec(), seed: 3, 'router.policy': 'top1' as const };
   const url = await urlWithSpec(`${BASE}?lang=en#distill`, spec);
-  assert.match(url, /^https:\/\/moefy\.example\.org\/workbench\/\?lang=en&s=1\.j\.[A-Za-z0-9_-]+#distill$/);
+  assert.match(url, /^https:\/\/moefy\.example\.org\/workbench\/\?lang=en&s=2\.j\.[A-Za-z0-9_-]+#distill$/);
   assert.deepEqual(ok(await specFromLocation(url)), spec);
   assert.deepEqual(ok(await specFromLocation(new URL(url).search)), spec);
   assert.equal(await urlWithSpec(url, defaultSpec()), `${BASE}?lang=en#distill`);
   assert.equal(await specFromLocation(`${BASE}#data`), null);
-  const twice = await specFromLocation(`${new URL(url).search}&s=2.j.e30`);
+  const twice = await specFromLocation(`${new URL(url).search}&s=1.j.e30`);
   assert.ok(twice?.ok && twice.warnings.some((w) => /2 's' parameters; the first one is used/.test(w)));
   const edited = await specFromLocation(`?s=1.j.${Buffer.from('{"seed":0,"train.steps":10}').toString('base64url')}`);
   assert.ok(edited?.ok && edited.spec['train.steps'] === 10);
   assert.deepEqual(edited.warnings, ['URL: seed is given at its default value, 0']);
   assert.match(err(await specFromLocation('?s=9.j.e30')), /newer MoEfy, version 9/);
+});
+
+test('an older link or spec file keeps the defaults of its version', async () => {
+  // Version 1 did not renormalise the top-k weights by default; version 2 does.
+  const v1 = ok(await decode(`1.j.${Buffer.from('{"seed":5}').toString('base64url')}`));
+  assert.equal(v1['train.normTopK'], false);
+  assert.equal(v1.seed, 5);
+  assert.equal(ok(await decode(`2.j.${Buffer.from('{"seed":5}').toString('base64url')}`))['train.normTopK'], true);
+  assert.equal(parseSpec({ version: 1, seed: 5 })['train.normTopK'], false);
+  assert.equal(parseSpec({ version: 1, train: { normTopK: true } })['train.normTopK'], true);
+  assert.equal(parseSpec({ seed: 5 })['train.normTopK'], true);
+  // read back and written again, the old link's meaning survives under the new version
+  const again = ok(await decode(await encode(v1)));
+  assert.deepEqual(again, v1);
+  const warned = await decode(`1.j.${Buffer.from('{"train.normTopK":false}').toString('base64url')}`);
+  assert.ok(warned.ok);
+  assert.deepEqual(warned.warnings, ['URL: train.normTopK is given at its default value, false']);
 });

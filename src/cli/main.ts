@@ -225,7 +225,7 @@ async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promi
     const x = m.model;
     console.log(`perplexity ${x.ppl_dense.toFixed(3)} dense, ${x.ppl_moe.toFixed(3)} MoE (${(x.ppl_moe / x.ppl_dense).toFixed(3)}×); agreement ${x.agreement.toFixed(3)}; KL ${x.kl.toFixed(4)}`);
     console.log(`activated non-embedding parameters ${x.activated_non_embedding_dense} → ${x.activated_non_embedding_moe} (${(100 * (1 - x.activated_non_embedding_moe / x.activated_non_embedding_dense)).toFixed(1)}% fewer)`);
-    console.log(`prefill ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
+    console.log(`prefill (${m.prefill_tokens} tokens) ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
   }
   return 0;
 }

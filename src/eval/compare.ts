@@ -94,15 +94,24 @@ async function compareLogits(
   return { pplDense: Math.exp(nllDense / n), pplMoe: Math.exp(nllMoe / n), agreement: agree / n, kl: kl / n, tokens: n };
 }
 
-/** Prefill and decode speed of the model as it stands: tokens/s over `prefill` tokens, then `decode` steps. */
+/**
+ * Prefill and decode speed of the model as it stands: tokens/s over all of `ids`, prefilled as consecutive
+ * sequences of at most seqLen − decode tokens (so a model with a 1024-token context is still measured over
+ * 2048 tokens), then `decode` steps continuing the last sequence.
+ */
 export async function throughput(model: LlamaModel, ids: readonly number[], decode: number): Promise<{ prefillTokensPerS: number; decodeTokensPerS: number }> {
-  if (ids.length + decode > model.seqLen) throw new Error(`throughput: ${ids.length} + ${decode} tokens exceed the ${model.seqLen}-token context`);
+  const span = model.seqLen - decode;
+  if (span < 1) throw new Error(`throughput: ${decode} decode steps leave no room in the ${model.seqLen}-token context`);
+  if (!ids.length) throw new Error('throughput: no tokens to prefill');
   model.reset();
   model.forward(ids.slice(0, 1)); // warm-up: pipelines compiled, buffers touched
   await model.gpu.sync();
-  model.reset();
   let t0 = performance.now();
-  for (let i = 0; i < ids.length; i += model.chunk) model.forward(ids.slice(i, i + model.chunk));
+  for (let s = 0; s < ids.length; s += span) {
+    model.reset();
+    const end = Math.min(s + span, ids.length);
+    for (let i = s; i < end; i += model.chunk) model.forward(ids.slice(i, Math.min(i + model.chunk, end)));
+  }
   await model.gpu.sync();
   const prefill = (ids.length / (performance.now() - t0)) * 1000;
   // Each decode step reads its logits back, as generation must to pick the next token.

@@ -15,6 +15,7 @@ import { rmsNorm, rmsNormBackward } from './norm.ts';
 import { embeddingBackward } from './embedding.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { LlamaModel } from '../model/llama.ts';
+import { convertLayers } from '../moe/block.ts';
 import { randomModel } from '../model/llama.check.ts';
 import { releaseTrainModel, sequenceLoss, trainModel } from '../train/llama-train.ts';
 import { AdamW } from '../train/optim.ts';
@@ -285,6 +286,51 @@ function trainStepCase(): BenchCase {
   };
 }
 
+/**
+ * LaDiMo's throughput bar, as a benchmark: a whole prefill of a 7M LLaMA (corpus-llama-7m's shape, random
+ * weights), dense or with its last 4 of 8 FFNs as 8 experts routed top-2, in 256-token chunks as
+ * src/eval/compare.ts throughput() runs it. FLOPs count the GEMMs (2 per weight and token, attention's
+ * score and value products over the causal prefix) so the MoE row's FLOP rate is per active FLOP.
+ */
+function prefillCase(moe: boolean): BenchCase {
+  const c: ModelConfig = {
+    arch: 'llama', dim: 256, hiddenDim: 688, nLayers: 8, nHeads: 8, nKvHeads: 4, headDim: 32, vocabSize: 4096,
+    maxSeqLen: 1024, normEps: 1e-5, ropeTheta: 10000, ropeStyle: 'half', tiedEmbeddings: true, qkvBias: false, bosId: 0, eosId: 1,
+  };
+  const s: FfnShape = { label: '7M', suite: 'small', T: c.maxSeqLen, H: c.dim, I: c.hiddenDim, E: 8, k: 2 };
+  const moeLayers = moe ? [4, 5, 6, 7] : [];
+  const T = c.maxSeqLen;
+  const attnWeights = c.dim * (2 * c.nHeads + 2 * c.nKvHeads) * c.headDim;
+  const ffnWeights = (l: number) => 3 * c.dim * (moeLayers.includes(l) ? s.k * s.I / s.E : s.I) + (moeLayers.includes(l) ? s.E * c.dim : 0);
+  const weightFlops = 2 * T * (c.nLayers * attnWeights + c.vocabSize * c.dim + Array.from({ length: c.nLayers }, (_, l) => ffnWeights(l)).reduce((a, b) => a + b));
+  const attnFlops = c.nLayers * 4 * c.nHeads * c.headDim * (T * (T + 1)) / 2;
+  return {
+    name: moe ? `prefill 7M, last 4 FFNs ${s.E}×top-${s.k}` : 'prefill 7M dense',
+    suite: 'small',
+    wall: true,
+    shape: `T${T} in chunks of 256`,
+    flops: weightFlops + attnFlops,
+    bytes: 0,
+    async setup(gpu, rng) {
+      const model = await LlamaModel.load(gpu, randomModel(c, rng).index, { chunk: 256 });
+      const blocks = convertLayers(model, new Map(moeLayers.map((l) => [l, { weights: moeWeights(gpu, rng, s), routing: { topK: s.k, normTopK: true } }])));
+      const ids = Array.from({ length: T }, () => rng.int(c.vocabSize));
+      const record = () => {
+        model.reset();
+        model.prefill(ids);
+      };
+      const release = () => {
+        for (const b of blocks.values()) {
+          b.release();
+          for (const w of Object.values(b.layer.weights)) w.release();
+        }
+        model.release();
+      };
+      return { record, release: [{ release }] };
+    },
+  };
+}
+
 export const benchCases: BenchCase[] = [
   gemmCase('small', 'gemm 1024³', 1024, 1024, 1024),
   gemmCase('full', 'gemm 4096³', 4096, 4096, 4096),
@@ -295,6 +341,8 @@ export const benchCases: BenchCase[] = [
     groupedGemmCase(s),
     denseFfnCase(s.suite, `dense FFN ${s.label} at T·k rows, I/E`, s.T * s.k, s.H, s.I / s.E),
   ]),
+  prefillCase(false),
+  prefillCase(true),
   distillStepCase(FFN_SHAPES[0]),
   ...trainOpCases,
   trainStepCase(),

@@ -9,7 +9,16 @@ export type Field =
   | { key: string; label: string; type: 'string'; default: string; choices?: readonly string[]; doc: string }
   | { key: string; label: string; type: 'boolean'; default: boolean; doc: string };
 
-export const SPEC_VERSION = 1;
+export const SPEC_VERSION = 2;
+
+/**
+ * Defaults as they were in an earlier version, where they have changed since: a spec file or link leaves
+ * fields at its version's defaults out, so reading an older one restores them and it still means what it
+ * meant. Version 2 renormalises the top-k weights by default (train.normTopK: docs/perf.md says why).
+ */
+const EARLIER_DEFAULTS: Record<number, Partial<Record<SpecKey, unknown>>> = {
+  1: { 'train.normTopK': false },
+};
 
 export const FIELDS = [
   { key: 'model', label: 'Model', type: 'string', default: 'public/demo-model', doc: "dense checkpoint: HF folder, .gguf, llama2.c .bin, URL or HF repo id (default: the workbench's demo model, a path from the repo root)" },
@@ -27,7 +36,7 @@ export const FIELDS = [
   { key: 'train.lr', label: 'Learning rate', type: 'number', default: 1e-3, min: 0, doc: "Adam's learning rate (AdamW's peak learning rate in method 'train')" },
   { key: 'train.alpha', label: 'Balance weight α', type: 'number', default: 0.01, min: 0, doc: 'α in L = MSE + α‖L_mse‖·L_aux (§4.3)' },
   { key: 'train.topK', label: 'Top-k while training', type: 'number', default: 2, min: 1, max: 8, int: true, doc: 'experts per token while training' },
-  { key: 'train.normTopK', label: 'Renormalise top-k weights', type: 'boolean', default: false, doc: 'renormalise the selected routing weights' },
+  { key: 'train.normTopK', label: 'Renormalise top-k weights', type: 'boolean', default: true, doc: "renormalise the selected routing weights to sum to 1 (HF norm_topk_prob, as Mixtral). Without it the block's output carries only its k experts' share of the softmax, so distillation pays the router to pile that share onto a few experts and the others starve (docs/perf.md)" },
   { key: 'train.heldOut', label: 'Held-out share', type: 'number', default: 0.1, min: 0, max: 0.5, doc: 'share of captured tokens held out for rel_err' },
   { key: 'train.seqLen', label: 'Sequence length', type: 'number', default: 256, min: 2, int: true, doc: "method 'train': tokens per training sequence; train.batchTokens is a multiple of it (sequences per step = batchTokens / seqLen)" },
   { key: 'train.domains', label: 'Training domains', type: 'string', default: 'all', doc: "method 'train': comma-separated domains of data to train on (their valid text gives the held-out loss), or 'all'" },
@@ -116,14 +125,23 @@ export function defaultSpec(): RunSpec {
   return Object.fromEntries(FIELDS.map((f) => [f.key, f.default])) as RunSpec;
 }
 
+/** The defaults a spec of `version` was written against: the oldest change at or after it wins. */
+export function defaultsOf(version: number): RunSpec {
+  const spec = defaultSpec();
+  for (let v = SPEC_VERSION; v >= version; v--) Object.assign(spec, EARLIER_DEFAULTS[v]);
+  return spec;
+}
+
 /** A spec from JSON (flat "a.b" keys or nested objects); unknown keys and bad values are errors naming the key. */
 export function parseSpec(json: unknown, where = 'spec'): RunSpec {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SpecError(where, 'a run spec must be a JSON object');
   const flat = flatten(json as Record<string, unknown>);
   const version = flat.version ?? SPEC_VERSION;
   delete flat.version;
-  if (version !== SPEC_VERSION) throw new SpecError(where, `version ${String(version)} is not supported (this build reads version ${SPEC_VERSION})`);
-  const spec = defaultSpec() as Record<string, unknown>;
+  if (!Number.isInteger(version) || (version as number) < 1 || (version as number) > SPEC_VERSION) {
+    throw new SpecError(where, `version ${String(version)} is not supported (this build reads versions 1 to ${SPEC_VERSION})`);
+  }
+  const spec = defaultsOf(version as number) as Record<string, unknown>;
   for (const [key, value] of Object.entries(flat)) {
     const f = (FIELDS as readonly Field[]).find((x) => x.key === key);
     if (!f) throw new SpecError(where, `unknown field '${key}' (known: ${FIELDS.map((x) => x.key).join(', ')})`);

@@ -1,17 +1,18 @@
 // The run spec in the URL, so a run is shared by its link (never its results: those go in run files,
 // run-file.ts). Like TensorFlow Playground's state.ts, one generic codec driven by the FIELDS table.
 //
-//   ?s=<version>.<codec>.<base64url payload>      e.g. ?s=1.j.eyJzZWVkIjo3fQ  (seed 7, the rest default)
+//   ?s=<version>.<codec>.<base64url payload>      e.g. ?s=2.j.eyJzZWVkIjo3fQ  (seed 7, the rest default)
 //
-// version: SPEC_VERSION of the build that wrote it; a newer one is refused with a clear message.
+// version: SPEC_VERSION of the build that wrote it; an older one reads with its defaults, a newer one is
+//   refused with a clear message.
 // payload: a flat JSON object of only the fields that differ from their defaults, in FIELDS order, so the
-//   same spec always gives the same string. Because defaults are left out, changing a default changes
-//   what old links mean: a build that changes one must bump SPEC_VERSION.
+//   same spec always gives the same string. Because defaults are left out, a build that changes one bumps
+//   SPEC_VERSION and keeps the old value in spec.ts's EARLIER_DEFAULTS, so old links keep their meaning.
 // codec: 'j' plain UTF-8 JSON, or 'z' the same deflate-raw compressed, whichever is shorter.
 // Decoding validates through parseSpec, so its rules hold here too: an unknown field is an error (naming
 // the field), as in a spec file. decode never throws; a bad link is a message for the page, which then
 // keeps the spec it had.
-import { FIELDS, SPEC_VERSION, SpecError, defaultSpec, parseSpec, type RunSpec } from './spec.ts';
+import { FIELDS, SPEC_VERSION, SpecError, defaultSpec, defaultsOf, parseSpec, type RunSpec } from './spec.ts';
 
 /** The query parameter that holds the spec. */
 export const SPEC_PARAM = 's';
@@ -40,7 +41,7 @@ export async function decode(text: string): Promise<DecodeResult> {
   if (!m) return fail(`the run spec must look like '${SPEC_VERSION}.j.…' or '${SPEC_VERSION}.z.…' (version, codec, data), got ${preview(text)}`);
   const version = Number(m[1]);
   if (version > SPEC_VERSION) return fail(`the run spec was made by a newer MoEfy, version ${version}; this build reads ≤ ${SPEC_VERSION}`);
-  if (version !== SPEC_VERSION) return fail(`version ${version} is not a run-spec version this build reads (it reads ${SPEC_VERSION})`);
+  if (version < 1) return fail(`version ${version} is not a run-spec version this build reads (it reads 1 to ${SPEC_VERSION})`);
   if (m[2] !== 'j' && m[2] !== 'z') return fail(`unknown codec '${m[2]}' (this build writes 'j' for JSON and 'z' for deflate-raw)`);
   const bytes = fromBase64Url(m[3]);
   if (!bytes) return fail(`the data is not base64url (letters, digits, '-' and '_'): ${preview(m[3])}`);
@@ -60,15 +61,16 @@ export async function decode(text: string): Promise<DecodeResult> {
   }
   let spec: RunSpec;
   try {
-    spec = parseSpec(value, WHERE);
+    // an older link means its own version's defaults (parseSpec restores them)
+    spec = parseSpec(typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value, version } : value, WHERE);
   } catch (e) {
     if (e instanceof SpecError) return { ok: false, error: e.message };
     throw e;
   }
   // The encoder never writes a default; one here came from an edited link or a build with other defaults.
-  const defaults = defaultSpec();
+  const defaults = defaultsOf(version);
   const given = value as Record<string, unknown>;
-  const warnings = FIELDS.filter((f) => f.key in given && spec[f.key] === defaults[f.key]).map((f) => `${WHERE}: ${f.key} is given at its default value, ${JSON.stringify(f.default)}`);
+  const warnings = FIELDS.filter((f) => f.key in given && spec[f.key] === defaults[f.key]).map((f) => `${WHERE}: ${f.key} is given at its default value, ${JSON.stringify(defaults[f.key])}`);
   return { ok: true, spec, warnings };
 }
 

@@ -28,6 +28,8 @@ export interface ModelScores {
 export interface Evaluation {
   model: ModelScores;
   evalTokens: number;
+  /** tokens each prefill throughput was measured over */
+  prefillTokens: number;
   params: { dense: ParamReport; moe: ParamReport };
 }
 
@@ -51,7 +53,7 @@ export async function evaluate(
       report(d, `dense vs MoE, window ${d}/${n}`);
       throwIfAborted(control.signal, 'evaluate');
     });
-    const tpIds = ctx.calib.flatMap((w) => w.ids).slice(0, Math.min(spec['eval.throughputTokens'], model.seqLen - spec['eval.decodeTokens']));
+    const tpIds = ctx.calib.flatMap((w) => w.ids).slice(0, spec['eval.throughputTokens']);
     useDense();
     const tDense = await throughput(model, tpIds, spec['eval.decodeTokens']);
     useMoe();
@@ -61,6 +63,7 @@ export async function evaluate(
     const moe = countParams(ctx.ckpt.config, moeLayerSpecs(spec, distilled, routes));
     return {
       evalTokens: cmp.tokens,
+      prefillTokens: tpIds.length,
       params: { dense, moe },
       model: {
         activated_params_dense: dense.activated.total,

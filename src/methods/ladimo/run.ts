@@ -40,6 +40,8 @@ export interface RunMetrics {
   model: ModelScores;
   calibration_tokens: number;
   eval_tokens: number;
+  /** tokens the prefill tokens/s were measured over */
+  prefill_tokens: number;
 }
 
 /** The model and data the spec names, opened; the FFN pairs of the layers `layersOf(nLayers)` names captured. */
@@ -90,5 +92,6 @@ export async function runLadimo(gpu: Gpu, spec: RunSpec, progress: (m: string) =
     model: ev.model,
     calibration_tokens: capture.tokens,
     eval_tokens: ev.evalTokens,
+    prefill_tokens: ev.prefillTokens,
   };
 }

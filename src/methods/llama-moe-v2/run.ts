@@ -271,7 +271,7 @@ export async function v2Run(
         gpu, ckpt, dense, cap, calib, layers, evals, stage1Domains, stage2Domains, texts: [general, special], progress, modelFiles, io, signal: control.signal,
         tick: (n, detail) => tick(stepsDone + n, detail),
       };
-      const tpIds = calib.flat().slice(0, Math.min(spec['eval.throughputTokens'], dense.seqLen - spec['eval.decodeTokens']));
+      const tpIds = calib.flat().slice(0, spec['eval.throughputTokens']);
       // each construction is a piece: read back when a stopped run kept it; its stages' training snapshots
       // let a construction stopped mid-way resume at its last snapshot, and go once it is kept
       const piece = async <T>(n: number, steps: number, f: (snapshots?: StageSnapshots) => Promise<T>): Promise<T> => {
