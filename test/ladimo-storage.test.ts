@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkpointIdentity, RunCheckpoint } from '../src/methods/ladimo/checkpoint.ts';
-import { textDataFromFiles } from '../src/methods/ladimo/data.ts';
+import { calibrationWindows, evaluationWindows, textDataFromFiles } from '../src/methods/ladimo/data.ts';
+import type { Tokenizer } from '../src/model/tokenizer.ts';
 import { bytesSource } from '../src/model/source.ts';
 import { memoryBlobCache, type BlobCache } from '../src/model/source-hub.ts';
 import { defaultSpec } from '../src/state/spec.ts';
@@ -114,4 +115,22 @@ test('data: .train/.valid pairs, a lone .txt split as the Brown Corpus is, and c
   await assert.rejects(textDataFromFiles([bytesSource('notes.md', enc.encode('x'))], 'dir'), /notes\.md: not a \.txt file/);
   await assert.rejects(textDataFromFiles([bytesSource('b.train.txt', enc.encode('x'))], 'dir'), /b\.train\.txt: no b\.valid\.txt beside it/);
   await assert.rejects(textDataFromFiles([bytesSource('one.txt', enc.encode('only line'))], 'dir'), /one\.txt: needs at least 2 documents/);
+});
+
+test('calibration and evaluation windows: round-robin across the named domains, as many as asked', async () => {
+  // a token per character after BOS 0, then EOS 1: each 6-letter document fills two 4-token windows
+  const tok = { encode: (t: string, o?: { bos?: boolean }) => [...(o?.bos ? [0] : []), ...[...t].map((c) => c.charCodeAt(0))], eosId: 1 } as unknown as Tokenizer;
+  const files = (d: string, docs: number) => [
+    bytesSource(`${d}.train.txt`, enc.encode(`${d.repeat(6)}\n`.repeat(docs))),
+    bytesSource(`${d}.valid.txt`, enc.encode(`${d.toUpperCase().repeat(6)}\n`.repeat(docs))),
+  ];
+  const data = await textDataFromFiles([...files('a', 2), ...files('b', 1), ...files('c', 2)], 'dir');
+  const spec = { ...defaultSpec(), 'calibration.domains': 'all', 'calibration.tokens': 20, 'eval.domain': 'c, a', 'eval.maxWindows': 3 };
+  const calib = await calibrationWindows(data, spec, tok, 4);
+  assert.deepEqual(calib.map((w) => w.domain), ['a', 'b', 'c', 'a', 'b'], '20 tokens: 5 windows, a domain at a time');
+  assert.deepEqual(calib.map((w) => w.ids), [[0, 97, 97, 97], [0, 98, 98, 98], [0, 99, 99, 99], [97, 97, 97, 1], [98, 98, 98, 1]]);
+  const letters = (ws: number[][]) => ws.map((w) => String.fromCharCode(w.find((t) => t > 1)!)).join('');
+  assert.equal(letters(await evaluationWindows(data, spec, tok, 4)), 'CAC', 'the held-out text of the domains named, in their order');
+  assert.equal(letters(await evaluationWindows(data, { ...spec, 'eval.domain': 'all', 'eval.maxWindows': 8 }, tok, 4)), 'ABCABCAC', "'all': b has only 2 windows, the others go on");
+  await assert.rejects(evaluationWindows(data, { ...spec, 'eval.domain': 'a,zz' }, tok, 4), /eval\.domain: no domain 'zz' in dir \(domains: a, b, c\)/);
 });

@@ -8,7 +8,7 @@ agreement with the blocks in place. It answered why half the experts starve with
 (docs/perf.md). Needs numpy; token windows come from tokens.mjs (the project's tokenizer library).
 
   node scripts/ladimo-reference/tokens.mjs ../shared train 100352 /tmp/ref/calib.u32
-  node scripts/ladimo-reference/tokens.mjs ../shared valid 16384 /tmp/ref/valid.u32 brown-news
+  node scripts/ladimo-reference/tokens.mjs ../shared valid 16384 /tmp/ref/valid.u32 [brown-news]   (all domains without)
   python3 scripts/ladimo-reference/reference.py capture ../shared /tmp/ref
   python3 scripts/ladimo-reference/reference.py distill ../shared /tmp/ref TAG LAYER [--plain]
   python3 scripts/ladimo-reference/reference.py ppl ../shared /tmp/ref TAG [--plain]    (TAG dense: the dense model)

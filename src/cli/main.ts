@@ -223,7 +223,7 @@ async function runCommand(cmd: 'run' | 'sweep' | 'train', argv: string[]): Promi
       console.log(`layer ${l.layer}: mse ${l.mse_before.toExponential(3)} → ${l.mse_final.toExponential(3)} (${(l.mse_before / l.mse_final).toFixed(2)}× lower), rel_err ${l.rel_err.toFixed(4)}, policy ${l.policy}, ${l.distill_seconds.toFixed(1)} s`);
     }
     const x = m.model;
-    console.log(`perplexity ${x.ppl_dense.toFixed(3)} dense, ${x.ppl_moe.toFixed(3)} MoE (${(x.ppl_moe / x.ppl_dense).toFixed(3)}×); agreement ${x.agreement.toFixed(3)}; KL ${x.kl.toFixed(4)}`);
+    console.log(`perplexity over ${m.eval_tokens} held-out tokens of ${spec['eval.domain']}: ${x.ppl_dense.toFixed(3)} dense, ${x.ppl_moe.toFixed(3)} MoE (${(x.ppl_moe / x.ppl_dense).toFixed(3)}×); agreement ${x.agreement.toFixed(3)}; KL ${x.kl.toFixed(4)}`);
     console.log(`activated non-embedding parameters ${x.activated_non_embedding_dense} → ${x.activated_non_embedding_moe} (${(100 * (1 - x.activated_non_embedding_moe / x.activated_non_embedding_dense)).toFixed(1)}% fewer)`);
     console.log(`prefill (${m.prefill_tokens} tokens) ${x.prefill_tokens_per_s_dense.toFixed(1)} → ${x.prefill_tokens_per_s_moe.toFixed(1)} tokens/s; decode ${x.decode_tokens_per_s_dense.toFixed(1)} → ${x.decode_tokens_per_s_moe.toFixed(1)} tokens/s`);
   }

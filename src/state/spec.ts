@@ -99,7 +99,7 @@ export const FIELDS = [
   { key: 'v2.evalWindows', label: 'Evaluation windows per domain', type: 'number', default: 4, min: 1, int: true, doc: "method 'llama-moe-v2': held-out windows (eval.window tokens) of each stage domain, scored after construction and after each stage" },
   { key: 'v2.compare', label: 'Compare constructions', type: 'boolean', default: false, doc: "method 'llama-moe-v2': also run, through stage 1 at the same budget, the other MLP kind at matched activated neurons, random routers (k-means when v2.routerInit is random) and, with v2.attention, dense attention" },
   // ---- end LLaMA-MoE v2
-  { key: 'eval.domain', label: 'Evaluation domain', type: 'string', default: 'brown-news', doc: 'held-out domain for perplexity, agreement and KL' },
+  { key: 'eval.domain', label: 'Evaluation domains', type: 'string', default: 'brown-news', doc: "held-out text for perplexity, agreement and KL: a domain, comma-separated domains, or 'all' (eval.maxWindows windows in all, taken round-robin across them)" },
   { key: 'eval.window', label: 'Window (tokens)', type: 'number', default: 256, min: 2, int: true, doc: 'tokens per evaluation window' },
   { key: 'eval.maxWindows', label: 'Windows at most', type: 'number', default: 64, min: 1, int: true, doc: 'evaluation windows at most' },
   { key: 'eval.throughputTokens', label: 'Prefill tokens for tokens/s', type: 'number', default: 2048, min: 1, int: true, doc: 'prefill length for tokens/s' },

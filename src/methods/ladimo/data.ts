@@ -1,6 +1,6 @@
 // Calibration and evaluation text for LaDiMo (arXiv 2408.04278) §5.1: named domains, each a training and a
 // held-out text with one document per line. One rule for every host: a CLI data folder, the user's files in
-// the browser, the built-in Brown Corpus. The spec picks the calibration domains and the evaluation domain.
+// the browser, the built-in Brown Corpus. The spec picks the calibration domains and the evaluation domains.
 import { isValidDoc } from '../../data/brown.ts';
 import { evalWindows } from '../../eval/perplexity.ts';
 import type { Tokenizer } from '../../model/tokenizer.ts';
@@ -75,21 +75,33 @@ function domainOf(data: TextData, name: string, field: string): TextDomain {
   return d;
 }
 
-/** Calibration windows of `size` tokens, taken round-robin across domains so even a small budget spans them all. */
-export async function calibrationWindows(data: TextData, spec: RunSpec, tok: Tokenizer, size: number): Promise<CalibWindow[]> {
-  const field = 'calibration.domains';
-  const names = spec[field] === 'all' ? data.domains.map((d) => d.name) : spec[field].split(',').map((d) => d.trim());
-  const perDomain = Math.ceil(spec['calibration.tokens'] / size / names.length) + 1;
-  const lists = await Promise.all(names.map(async (d) => evalWindows(await domainOf(data, d, field).text('train'), tok, size, perDomain)));
+/** The domains a field names: 'all' (every domain of the data), or a comma-separated list. */
+function domainsOf(data: TextData, value: string, field: string): TextDomain[] {
+  if (value === 'all') return data.domains;
+  return value.split(',').map((d) => domainOf(data, d.trim(), field));
+}
+
+/**
+ * `count` windows of `size` tokens of a split of the domains `field` names, taken round-robin across the
+ * domains (the first window of each, then the second, …) so that even a small budget spans them all.
+ */
+async function windowsAcross(data: TextData, field: 'calibration.domains' | 'eval.domain', spec: RunSpec, split: Split, tok: Tokenizer, size: number, count: number): Promise<CalibWindow[]> {
+  const domains = domainsOf(data, spec[field], field);
+  const perDomain = Math.ceil(count / domains.length);
+  const lists = await Promise.all(domains.map(async (d) => evalWindows(await d.text(split), tok, size, perDomain)));
   const out: CalibWindow[] = [];
-  for (let i = 0; out.length * size < spec['calibration.tokens'] && lists.some((l) => i < l.length); i++) {
-    lists.forEach((l, j) => i < l.length && out.push({ domain: names[j], ids: l[i] }));
+  for (let i = 0; out.length < count && lists.some((l) => i < l.length); i++) {
+    for (const [j, l] of lists.entries()) if (i < l.length && out.length < count) out.push({ domain: domains[j].name, ids: l[i] });
   }
   return out;
 }
 
-/** The held-out windows perplexity, agreement and KL are measured on (spec eval.domain). */
+/** Calibration windows of `size` tokens from the training text, calibration.tokens in all. */
+export function calibrationWindows(data: TextData, spec: RunSpec, tok: Tokenizer, size: number): Promise<CalibWindow[]> {
+  return windowsAcross(data, 'calibration.domains', spec, 'train', tok, size, Math.ceil(spec['calibration.tokens'] / size));
+}
+
+/** The held-out windows perplexity, agreement and KL are measured on: eval.maxWindows of eval.domain's. */
 export async function evaluationWindows(data: TextData, spec: RunSpec, tok: Tokenizer, size: number): Promise<number[][]> {
-  const text = await domainOf(data, spec['eval.domain'], 'eval.domain').text('valid');
-  return evalWindows(text, tok, size, spec['eval.maxWindows']);
+  return (await windowsAcross(data, 'eval.domain', spec, 'valid', tok, size, spec['eval.maxWindows'])).map((w) => w.ids);
 }

@@ -97,7 +97,7 @@ export function DataStage() {
         <div className="panel-body field-grid">
           <SpecField k="calibration.domains" />
           <SpecField k="calibration.tokens" />
-          <SpecField k="eval.domain" choices={domains.length ? domains.map((d) => d.name) : undefined} />
+          <SpecField k="eval.domain" choices={domains.length ? ['all', ...domains.map((d) => d.name)] : undefined} />
         </div>
         <div className="panel-foot actions">
           <a className="btn btn-primary" href="#construct">
