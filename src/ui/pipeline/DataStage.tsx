@@ -15,7 +15,7 @@ export function DataStage() {
     <>
       <PageHead n={2} name="Data">
         The text the experts are distilled on and the model is evaluated on. Calibration windows are taken from every chosen domain in turn;
-        evaluation uses a held-out domain's validation text.
+        so are the evaluation windows, from the chosen domains' validation text.
       </PageHead>
       <section className="panel" aria-labelledby="data-title" data-data-status={data.status}>
         <div className="panel-head">
